@@ -1,0 +1,75 @@
+# Gradients by Hand: every command a reader, an author or CI needs.
+#   make book     create .venv, install the pinned requirements, build the HTML book
+#   make test     the whole suite (unit tests, pair check, nbval, strict book build, browser, Jupyter)
+#   make serve    serve the built book on http://127.0.0.1:8000
+#   make notebook NB=chapters/01-chain-rule.md   regenerate and execute one chapter's .ipynb
+#   make notebooks                               ... every chapter's
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+# nbval over both cores; --dist loadfile keeps every notebook in one worker (one kernel, in order).
+NBVAL_WORKERS ?= 2
+NBVAL_REPORT := _build/nbval-report.xml
+
+.PHONY: book book-strict test unit pairs nbval audit browser serve notebook notebooks bench clean venv
+.DEFAULT_GOAL := book
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+venv: $(STAMP)
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html (or run: make serve)"
+
+# A cold build from scratch with warnings as errors: what make test trusts.
+book-strict: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --all --warningiserror --keep-going
+
+unit: $(STAMP)
+	$(PY) -m pytest -q -n $(NBVAL_WORKERS) tests --ignore=tests/browser
+
+pairs: $(STAMP)
+	$(PY) -m tools.check_pairs
+
+nbval: $(STAMP)
+	@mkdir -p _build
+	$(PY) -m pytest -q -n $(NBVAL_WORKERS) --dist loadfile --nbval --nbval-current-env \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg -o junit_family=xunit1 --junitxml=$(NBVAL_REPORT) \
+	  $$($(PY) -m tools.toc)
+
+audit:
+	$(PY) -m tools.check_nbval_report $(NBVAL_REPORT)
+
+browser: $(STAMP)
+	$(PY) -m pytest -q tests/browser
+
+test: $(STAMP)
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory pairs
+	$(MAKE) --no-print-directory nbval
+	$(MAKE) --no-print-directory audit
+	$(MAKE) --no-print-directory book-strict
+	$(MAKE) --no-print-directory browser
+
+serve:
+	@test -f _build/html/index.html || $(MAKE) --no-print-directory book
+	@echo "Serving the book on http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"
+	$(PY) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
+
+notebook: $(STAMP)
+	@test -n "$(NB)" || { echo "usage: make notebook NB=chapters/<chapter>.md"; exit 2; }
+	$(PY) -m tools.notebook $(NB)
+
+notebooks: $(STAMP)
+	$(PY) -m tools.notebook $$($(PY) -m tools.toc | sed 's/\.ipynb$$/.md/')
+
+clean:
+	rm -rf _build

@@ -1,0 +1,38 @@
+"""Argument checks shared by gradlab's public functions.
+
+Every error names the argument, says what was received, and says what to do.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def shape_str(t: torch.Tensor) -> str:
+    """``(2, 3)`` for a tensor of shape ``torch.Size([2, 3])``; ``()`` for a scalar."""
+    dims = tuple(t.shape)
+    return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def require_tensor(value, what: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(
+            f"{what} must be a torch.Tensor, got {type(value).__name__}. "
+            f"Wrap plain numbers or lists with torch.tensor(...)."
+        )
+    return value
+
+
+def require_floating(t: torch.Tensor, what: str) -> torch.Tensor:
+    if not (t.is_floating_point() or t.is_complex()):
+        raise TypeError(
+            f"{what} has dtype {t.dtype}, but gradients only exist for floating-point tensors. "
+            f"Create it with a float dtype, e.g. torch.tensor(..., dtype=torch.float64) or .double()."
+        )
+    if t.is_complex():
+        raise TypeError(f"{what} is complex ({t.dtype}); gradlab handles real floating-point tensors only.")
+    return t
+
+
+def require_same_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str, hint: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: {a_name} has shape {shape_str(a)} but {b_name} has shape {shape_str(b)}. {hint}")

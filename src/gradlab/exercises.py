@@ -1,0 +1,71 @@
+"""Self-checks for exercises: say whether an answer is right without printing the answer.
+
+An exercise stores the fingerprint of its answer (a hash of the value rounded to a few decimals),
+never the value itself. ``check`` rounds the reader's answer the same way and compares hashes.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+
+
+def _flatten(value) -> list[float]:
+    if isinstance(value, torch.Tensor):
+        return [float(v) for v in value.detach().reshape(-1).tolist()]
+    if isinstance(value, (list, tuple)):
+        out: list[float] = []
+        for v in value:
+            out.extend(_flatten(v))
+        return out
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"an answer must be a number, a tensor, or a list/tuple of them; got {type(value).__name__}.")
+    return [float(value)]
+
+
+def fingerprint(value, decimals: int = 4) -> str:
+    """A 16-hex-digit hash of ``value`` (number, tensor, or nested list/tuple) rounded to ``decimals``."""
+    parts = []
+    for v in _flatten(value):
+        if not math.isfinite(v):
+            parts.append(repr(v))
+            continue
+        text = f"{round(v, decimals):.{decimals}f}"
+        parts.append("0." + "0" * decimals if float(text) == 0 else text)  # -0.0000 == 0.0000
+    return hashlib.sha256(",".join(parts).encode()).hexdigest()[:16]
+
+
+class CheckResult:
+    """Truthy when the answer matched. Not echoed in a notebook: ``check`` already printed the verdict."""
+
+    def __init__(self, ok: bool, message: str):
+        self.ok, self.message = ok, message
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __repr__(self) -> str:
+        return self.message
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def check(answer, expected_fingerprint: str, decimals: int = 4) -> CheckResult:
+    """Print whether ``answer`` matches the stored fingerprint; the result is truthy if it does.
+
+    ``None`` means "not answered yet" and prints how to proceed.
+    """
+    if not (isinstance(expected_fingerprint, str) and len(expected_fingerprint) == 16):
+        raise ValueError("expected_fingerprint must be the 16-character string that fingerprint() returns "
+                         f"for the right answer, got {expected_fingerprint!r}.")
+    if answer is None:
+        result = CheckResult(False, "No answer yet: replace None with your answer and run this cell again.")
+    elif fingerprint(answer, decimals) == expected_fingerprint:
+        result = CheckResult(True, f"Correct (checked to {decimals} decimals).")
+    else:
+        result = CheckResult(False, f"Not yet: your answer does not match (checked to {decimals} decimals). "
+                                    "Try again, or open the solution.")
+    print(result.message)
+    return result

@@ -1,0 +1,45 @@
+"""Build a preview of the book with only some chapters, into its own folder, warnings as errors.
+
+    python -m tools.preview chapters/03-x.md [more ...]     # -> /tmp/preview-03-x/_build/html
+
+For authors working on chapters that are not in _toc.yml yet, or several at once: each preview
+has its own toc and output folder, so previews never disturb _build/ or each other.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    chapters = [Path(a).with_suffix(".ipynb").as_posix() for a in argv]
+    toc = {
+        "format": "jb-book",
+        "root": "intro",
+        "parts": [
+            {"caption": "Chapters", "numbered": True, "chapters": [{"file": c} for c in chapters]},
+            {"caption": "Reference", "chapters": [{"file": "glossary"}, {"file": "running-locally"}, {"file": "references"}]},
+        ],
+    }
+    out = Path(tempfile.gettempdir()) / ("preview-" + Path(chapters[0]).stem)
+    out.mkdir(parents=True, exist_ok=True)
+    toc_path = out / "_toc.yml"
+    toc_path.write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "--toc", str(toc_path),
+           "--path-output", str(out), "--all", "--warningiserror", "--keep-going"]
+    rc = subprocess.call(cmd)
+    print(f"preview {'built' if rc == 0 else 'FAILED (see warnings above)'}: {out / '_build' / 'html'}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
