@@ -15,7 +15,7 @@ PORT ?= 8000
 NBVAL_WORKERS ?= 2
 NBVAL_REPORT := _build/nbval-report.xml
 
-.PHONY: book book-strict test unit pairs nbval audit browser serve notebook notebooks bench clean venv
+.PHONY: book book-strict test test-threads unit pairs nbval audit browser serve notebook notebooks bench clean venv
 .DEFAULT_GOAL := book
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
@@ -58,6 +58,10 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory audit
 	$(MAKE) --no-print-directory book-strict
 	$(MAKE) --no-print-directory browser
+
+# The output policy, shown to hold: nbval with 1, 2 and 4 threads per kernel, then once more.
+test-threads: $(STAMP)
+	@for t in 1 2 4 2; do echo "== nbval with OMP_NUM_THREADS=$$t"; OMP_NUM_THREADS=$$t $(MAKE) --no-print-directory nbval audit; done
 
 serve:
 	@test -f _build/html/index.html || $(MAKE) --no-print-directory book

@@ -1,0 +1,195 @@
+"""Backpropagation through time, by hand, for the tanh recurrence h_t = tanh(W h_{t-1} + U x_t + b).
+
+Shapes are **batch first** throughout (B = batch, T = time steps, I = input size, H = hidden size):
+
+======  ===========  ============================================
+name    shape        meaning
+======  ===========  ============================================
+xs      (B, T, I)    inputs x_1 .. x_T
+h0      (B, H)       initial state
+W       (H, H)       state-to-state weight
+U       (H, I)       input-to-state weight
+b       (H,)         bias
+states  (B, T, H)    h_1 .. h_T (``states[:, t - 1]`` is h_t)
+======  ===========  ============================================
+
+With row vectors (one row per sequence of the batch) one step reads
+``h_t = tanh(h_{t-1} @ W.T + x_t @ U.T + b)``, the same as ``W h + U x + b`` for column vectors.
+
+:func:`rnn_forward` runs the recurrence and keeps what the backward pass needs (no autograd graph
+is recorded). :func:`rnn_backward` takes the gradient of a loss with respect to the states (on
+every state, on the last one, or both) and walks the steps in reverse: it returns the gradients
+for W, U, b and h0, and the total gradient reaching every state, whose per-step norms show
+vanishing or exploding gradients. ``truncation=k`` gives truncated BPTT: the gradient does not
+flow back through the states h_k, h_2k, ..., exactly as if each of them were ``detach()``-ed
+before entering the next step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ._validate import require_floating, require_tensor, shape_str
+
+__all__ = ["RNNTrace", "RNNGrads", "rnn_forward", "rnn_backward"]
+
+
+@dataclass(frozen=True)
+class RNNTrace:
+    """What :func:`rnn_forward` computed: the inputs it used and the states h_1 .. h_T.
+
+    All tensors are detached. ``states`` has shape (B, T, H); ``last`` is h_T, shape (B, H).
+    """
+
+    xs: torch.Tensor
+    h0: torch.Tensor
+    W: torch.Tensor
+    U: torch.Tensor
+    b: torch.Tensor
+    states: torch.Tensor
+
+    @property
+    def last(self) -> torch.Tensor:
+        """h_T, shape (B, H)."""
+        return self.states[:, -1]
+
+    @property
+    def steps(self) -> int:
+        """T, the number of time steps."""
+        return self.states.shape[1]
+
+
+@dataclass(frozen=True)
+class RNNGrads:
+    """Gradients returned by :func:`rnn_backward`.
+
+    ``W`` (H, H), ``U`` (H, I), ``b`` (H,), ``h0`` (B, H): gradients of the loss with respect to the
+    parameters and the initial state. ``states`` (B, T, H): the total gradient reaching each state
+    h_t (its own term from the loss plus what flows back from later steps), the same as
+    ``h_t.grad`` after ``h_t.retain_grad()`` in autograd.
+    """
+
+    W: torch.Tensor
+    U: torch.Tensor
+    b: torch.Tensor
+    h0: torch.Tensor
+    states: torch.Tensor
+
+    @property
+    def step_norms(self) -> torch.Tensor:
+        """Norm of the gradient reaching each state, ||dL/dh_t|| over batch and hidden units: shape (T,)."""
+        return torch.linalg.vector_norm(self.states, dim=(0, 2))
+
+    def parameters(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(W, U, b): the gradients of the trainable weights, in that order."""
+        return self.W, self.U, self.b
+
+
+def _check_inputs(xs, h0, W, U, b) -> None:
+    named = {"xs": xs, "h0": h0, "W": W, "U": U, "b": b}
+    for name, t in named.items():
+        require_floating(require_tensor(t, f"rnn_forward: {name}"), f"rnn_forward: {name}")
+    dtypes = {t.dtype for t in named.values()}
+    if len(dtypes) > 1:
+        listing = ", ".join(f"{n} {t.dtype}" for n, t in named.items())
+        raise TypeError(f"rnn_forward: all tensors must share one dtype, got {listing}. "
+                        f"Convert them, e.g. with .double() on each.")
+    if xs.dim() != 3:
+        hint = (" For a single sequence, add a batch dimension: xs.unsqueeze(0)." if xs.dim() == 2 else "")
+        raise ValueError(f"rnn_forward: xs must have shape (B, T, I) (batch first), got {shape_str(xs)}.{hint}")
+    B, T, I = xs.shape
+    if T < 1:
+        raise ValueError(f"rnn_forward: xs has shape {shape_str(xs)}, i.e. T = 0 time steps; "
+                         f"the recurrence needs at least one step.")
+    if W.dim() != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"rnn_forward: W must be square, shape (H, H), got {shape_str(W)}.")
+    H = W.shape[0]
+    if h0.shape != (B, H):
+        hint = (" For a single sequence, add a batch dimension: h0.unsqueeze(0)." if h0.shape == (H,) else "")
+        raise ValueError(f"rnn_forward: h0 must have shape (B, H) = ({B}, {H}) to match xs {shape_str(xs)} "
+                         f"and W {shape_str(W)}, got {shape_str(h0)}.{hint}")
+    if U.shape != (H, I):
+        raise ValueError(f"rnn_forward: U must have shape (H, I) = ({H}, {I}) to match W {shape_str(W)} "
+                         f"and xs {shape_str(xs)}, got {shape_str(U)}.")
+    if b.shape != (H,):
+        raise ValueError(f"rnn_forward: b must have shape (H,) = ({H},) to match W {shape_str(W)}, "
+                         f"got {shape_str(b)}.")
+
+
+def rnn_forward(xs: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, U: torch.Tensor,
+                b: torch.Tensor) -> RNNTrace:
+    """Run h_t = tanh(h_{t-1} @ W.T + x_t @ U.T + b) for t = 1 .. T; return an :class:`RNNTrace`.
+
+    Shapes: xs (B, T, I), h0 (B, H), W (H, H), U (H, I), b (H,), all of one floating dtype.
+    Nothing is recorded for autograd: this is the forward half of the hand-written pass.
+    """
+    _check_inputs(xs, h0, W, U, b)
+    xs, h0, W, U, b = (t.detach() for t in (xs, h0, W, U, b))
+    with torch.no_grad():
+        h = h0
+        states = []
+        for t in range(xs.shape[1]):
+            h = torch.tanh(h @ W.T + xs[:, t] @ U.T + b)
+            states.append(h)
+        return RNNTrace(xs, h0, W, U, b, torch.stack(states, dim=1))
+
+
+def rnn_backward(trace: RNNTrace, grad_states: torch.Tensor | None = None, *,
+                 grad_last: torch.Tensor | None = None, truncation: int | None = None) -> RNNGrads:
+    """Backpropagation through time for the run recorded in ``trace``; returns :class:`RNNGrads`.
+
+    ``grad_states`` (B, T, H): the loss's own gradient with respect to each state h_t (a loss on
+    every state). ``grad_last`` (B, H): its gradient with respect to h_T (a loss on the last state).
+    Give either or both (they add). ``truncation=k`` (a positive int) stops the gradient from
+    flowing back out of the states h_k, h_2k, ... into earlier steps, as ``h = h.detach()`` after
+    every k-th step of an autograd loop would; ``None`` is full BPTT.
+    """
+    if not isinstance(trace, RNNTrace):
+        raise TypeError(f"rnn_backward: trace must be the RNNTrace returned by rnn_forward, "
+                        f"got {type(trace).__name__}.")
+    states = trace.states
+    B, T, H = states.shape
+    if grad_states is None and grad_last is None:
+        raise ValueError("rnn_backward: pass grad_states (B, T, H) for a loss on every state, "
+                         "grad_last (B, H) for a loss on the last state, or both.")
+    if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, int)
+                                   or truncation < 1):
+        raise ValueError(f"rnn_backward: truncation must be a positive int (the number of steps the "
+                         f"gradient may travel back) or None for full BPTT, got {truncation!r}.")
+    upstream = torch.zeros_like(states)
+    for name, g, shape, what in (("grad_states", grad_states, (B, T, H), "(B, T, H), like trace.states"),
+                                 ("grad_last", grad_last, (B, H), "(B, H), like trace.last")):
+        if g is None:
+            continue
+        require_floating(require_tensor(g, f"rnn_backward: {name}"), f"rnn_backward: {name}")
+        if g.shape != shape:
+            raise ValueError(f"rnn_backward: {name} must have shape {what} = {shape_str(torch.empty(shape))}, "
+                             f"got {shape_str(g)}.")
+        if g.dtype != states.dtype:
+            raise TypeError(f"rnn_backward: {name} has dtype {g.dtype} but the trace has {states.dtype}; "
+                            f"convert it with .to({states.dtype}).")
+    if grad_states is not None:
+        upstream += grad_states.detach()
+    if grad_last is not None:
+        upstream[:, -1] += grad_last.detach()
+
+    W, U, xs = trace.W, trace.U, trace.xs
+    dW, dU = torch.zeros_like(W), torch.zeros_like(U)
+    db = torch.zeros_like(trace.b)
+    dstates = torch.empty_like(states)
+    carry = torch.zeros_like(trace.h0)          # gradient flowing into h_t from step t + 1
+    with torch.no_grad():
+        for t in range(T, 0, -1):               # t = T .. 1; states[:, t - 1] is h_t
+            if truncation is not None and t % truncation == 0 and t < T:
+                carry = torch.zeros_like(carry)  # h_t was cut off from the steps after it
+            dh = upstream[:, t - 1] + carry
+            dstates[:, t - 1] = dh
+            h_t = states[:, t - 1]
+            h_prev = states[:, t - 2] if t > 1 else trace.h0
+            da = dh * (1 - h_t * h_t)            # through tanh: tanh'(a) = 1 - tanh(a)^2
+            dW += da.T @ h_prev
+            dU += da.T @ xs[:, t - 1]
+            db += da.sum(dim=0)
+            carry = da @ W
+    return RNNGrads(dW, dU, db, carry, dstates)

@@ -1,0 +1,140 @@
+"""gradlab.compare and gradlab.compare_tensors: agreement, disagreement, stable rows, clear errors."""
+import pytest
+import torch
+
+import gradlab
+from gradlab.checking import RTOL
+
+
+def _leaf(values, dtype=torch.float32):
+    x = torch.tensor(values, dtype=dtype, requires_grad=True)
+    (x ** 2).sum().backward()
+    return x  # x.grad == 2x
+
+
+def test_agreeing_gradient_prints_one_stable_row(capsys):
+    x = _leaf([1.0, -2.0, 3.0])
+    result = gradlab.compare("dx", 2 * x.detach(), x)
+    out = capsys.readouterr().out
+    assert out == "dx                 (3,)         ok        rel. error <= 1e-05\n"
+    assert result.ok and bool(result)
+    assert result.rel_error == 0.0
+
+
+def test_tolerance_scales_with_magnitude():
+    # Entries near 1e9: a float32 rounding error of ~64 is relative 6e-8, which must pass.
+    x = torch.tensor([1e9, 3e9], requires_grad=True)
+    x.sum().backward()  # grad = 1, so compare a scaled problem through compare_tensors
+    big = torch.tensor([1e9, 3e9])
+    assert gradlab.compare_tensors("big", big + 64, big).ok
+    # ...while the same absolute error on values near 1 is a real mismatch.
+    with pytest.raises(AssertionError):
+        gradlab.compare_tensors("small", torch.tensor([1.0, 3.0]) + 64, torch.tensor([1.0, 3.0]))
+
+
+def test_mismatch_raises_naming_tensor_shapes_and_worst_element():
+    x = _leaf([[1.0, 2.0], [3.0, 4.0]])
+    wrong = 2 * x.detach()
+    wrong[1, 0] += 1.0
+    with pytest.raises(AssertionError) as info:
+        gradlab.compare("dW", wrong, x)
+    msg = str(info.value)
+    assert "compare('dW')" in msg
+    assert "manual (2, 2)" in msg and "dW.grad (autograd) (2, 2)" in msg
+    assert "worst element [1, 0]: manual = 7, dW.grad (autograd) = 6" in msg
+    assert "raise_on_mismatch=False" in msg
+
+
+def test_mismatch_without_raising_reports_one_significant_digit(capsys):
+    x = _leaf([1.0, 2.0])
+    result = gradlab.compare("half", x.detach(), x, raise_on_mismatch=False)
+    assert not result.ok
+    assert capsys.readouterr().out.rstrip().endswith("MISMATCH  rel. error = 5.0e-01 > 1e-05")
+
+
+def test_float64_uses_tighter_tolerance():
+    x = _leaf([1.0, 2.0], dtype=torch.float64)
+    assert gradlab.compare("ok64", 2 * x.detach() * (1 + 1e-12), x).ok
+    with pytest.raises(AssertionError):
+        gradlab.compare("off64", 2 * x.detach() * (1 + 1e-7), x)
+    assert RTOL[torch.float64] < RTOL[torch.float32]
+
+
+def test_rtol_override_and_validation():
+    a, b = torch.tensor([1.0]), torch.tensor([1.001])
+    assert gradlab.compare_tensors("loose", a, b, rtol=1e-2).ok
+    with pytest.raises(ValueError, match="rtol must be positive"):
+        gradlab.compare_tensors("bad", a, b, rtol=0)
+
+
+def test_nan_handling():
+    nan = torch.tensor([float("nan"), 1.0])
+    assert gradlab.compare_tensors("both nan", nan, nan.clone()).ok
+    with pytest.raises(AssertionError):
+        gradlab.compare_tensors("one nan", nan, torch.tensor([0.0, 1.0]))
+
+
+def test_scalar_and_empty_tensors():
+    x = torch.tensor(3.0, requires_grad=True)
+    (x * x).backward()
+    assert gradlab.compare("scalar", torch.tensor(6.0), x).ok
+    assert gradlab.compare_tensors("empty", torch.zeros(0, 3), torch.zeros(0, 3)).ok
+
+
+def test_returned_comparison_is_not_echoed_in_notebooks():
+    result = gradlab.compare_tensors("a", torch.ones(2), torch.ones(2))
+    assert result._ipython_display_() is None
+    assert repr(result) == result.row()
+
+
+# ---- clear errors -----------------------------------------------------------------------------
+
+def test_shape_mismatch_names_both_shapes_and_what_to_do():
+    x = _leaf([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"manual value has shape \(1, 3\) but x.grad \(autograd\) has shape \(3,\).*sum over broadcast"):
+        gradlab.compare("x", torch.ones(1, 3), x)
+
+
+def test_grad_none_on_leaf_says_call_backward():
+    x = torch.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match=r"x.grad is None.*call \.backward\(\)"):
+        gradlab.compare("x", torch.ones(2), x)
+
+
+def test_grad_none_on_non_leaf_says_retain_grad(recwarn):
+    x = torch.ones(2, requires_grad=True)
+    h = x * 3
+    h.sum().backward()
+    with pytest.raises(ValueError, match=r"h.grad is None.*non-leaf.*retain_grad\(\)"):
+        gradlab.compare("h", torch.ones(2), h)
+    assert not [w for w in recwarn if "non-leaf" in str(w.message)]  # no torch warning leaks
+
+
+def test_grad_none_without_requires_grad_says_so():
+    with pytest.raises(ValueError, match="does not require grad.*requires_grad=True"):
+        gradlab.compare("c", torch.ones(2), torch.ones(2))
+
+
+def test_retained_non_leaf_is_compared():
+    x = torch.ones(2, requires_grad=True)
+    h = x * 3
+    h.retain_grad()
+    (h ** 2).sum().backward()
+    assert gradlab.compare("h", 2 * h.detach(), h).ok
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_non_floating_manual_value_is_rejected(dtype):
+    x = _leaf([1.0, 2.0])
+    with pytest.raises(TypeError, match=f"dtype {dtype}.*floating-point"):
+        gradlab.compare("x", torch.tensor([2, 4]).to(dtype), x)
+
+
+def test_non_tensor_inputs_are_rejected():
+    x = _leaf([1.0, 2.0])
+    with pytest.raises(TypeError, match="must be a torch.Tensor, got list"):
+        gradlab.compare("x", [2.0, 4.0], x)
+    with pytest.raises(TypeError, match="must be a torch.Tensor, got float"):
+        gradlab.compare("x", torch.ones(2), 1.0)
+    with pytest.raises(TypeError, match="name must be a string"):
+        gradlab.compare_tensors(3, torch.ones(1), torch.ones(1))

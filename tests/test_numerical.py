@@ -1,0 +1,71 @@
+"""gradlab.numerical_grad: accuracy against autograd, any number and shape of inputs, clear errors."""
+import math
+
+import pytest
+import torch
+
+from gradlab import compare_tensors, numerical_grad
+
+
+def test_matches_autograd_for_several_inputs_of_different_shapes():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, generator=g, dtype=torch.float64, requires_grad=True)
+    c = torch.randn((), generator=g, dtype=torch.float64, requires_grad=True)
+
+    def f(a, b, c):
+        return (torch.tanh(a @ b) * c).sum() + (b ** 3).mean()
+
+    f(a, b, c).backward()
+    ga, gb, gc = numerical_grad(f, a, b, c)
+    assert ga.shape == a.shape and gb.shape == b.shape and gc.shape == c.shape
+    for name, num, t in (("a", ga, a), ("b", gb, b), ("c", gc, c)):
+        assert compare_tensors(name, num, t.grad, rtol=1e-7).ok
+
+
+def test_returns_float64_even_for_float32_inputs():
+    x = torch.tensor([0.5, -1.5])
+    (gx,) = numerical_grad(lambda v: (v ** 2).sum(), x)
+    assert gx.dtype == torch.float64
+    assert torch.allclose(gx, torch.tensor([1.0, -3.0], dtype=torch.float64), atol=1e-8)
+
+
+def test_documented_accuracy_on_a_smooth_function():
+    x = torch.linspace(-2, 2, 7, dtype=torch.float64)
+    (gx,) = numerical_grad(lambda v: torch.exp(v).sum(), x)
+    rel = ((gx - torch.exp(x)).abs() / torch.exp(x)).max().item()
+    assert rel < 1e-8
+
+
+def test_inputs_are_not_modified():
+    x = torch.tensor([1.0, 2.0])
+    numerical_grad(lambda v: (v ** 2).sum(), x)
+    assert x.tolist() == [1.0, 2.0]
+
+
+def test_at_a_kink_gives_the_average_slope():
+    (g,) = numerical_grad(lambda v: torch.relu(v).sum(), torch.tensor([0.0]))
+    assert math.isclose(g.item(), 0.5, abs_tol=1e-9)
+
+
+def test_non_scalar_f_is_rejected_with_its_shape():
+    with pytest.raises(ValueError, match=r"f must return a scalar.*shape \(3,\).*sum"):
+        numerical_grad(lambda v: v * 2, torch.ones(3))
+
+
+def test_non_floating_input_is_rejected():
+    with pytest.raises(TypeError, match="input 1 has dtype torch.int64.*float"):
+        numerical_grad(lambda a, b: (a * b).sum(), torch.ones(2), torch.tensor([1, 2]))
+
+
+def test_bad_arguments():
+    with pytest.raises(TypeError, match="must be a torch.Tensor, got list"):
+        numerical_grad(lambda v: v.sum(), [1.0, 2.0])
+    with pytest.raises(ValueError, match="at least one input"):
+        numerical_grad(lambda: torch.tensor(1.0))
+    with pytest.raises(ValueError, match="eps must be a positive"):
+        numerical_grad(lambda v: v.sum(), torch.ones(1), eps=0)
+    with pytest.raises(TypeError, match="f must be a function"):
+        numerical_grad(3, torch.ones(1))
+    with pytest.raises(TypeError, match="value returned by f must be a torch.Tensor"):
+        numerical_grad(lambda v: 1.0, torch.ones(1))
