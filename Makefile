@@ -25,13 +25,24 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 
 venv: $(STAMP)
 
-book: $(STAMP)
-	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
+# Everything the built book depends on. With nothing newer than the last good build, make book
+# is a no-op; a failed build removes Sphinx's saved state, so its warnings come back next time.
+BOOK_SOURCES := _config.yml _toc.yml references.bib $(wildcard *.md chapters/*.md chapters/*.ipynb _ext/*.py) \
+	$(shell find _static -type f 2>/dev/null)
+BOOK_STAMP := _build/.book-stamp
+
+book: $(BOOK_STAMP)
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html (or run: make serve)"
+
+$(BOOK_STAMP): $(STAMP) $(BOOK_SOURCES)
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going || { rm -rf _build/.doctrees $@; exit 1; }
+	@touch $@
 
 # A cold build from scratch with warnings as errors: what make test trusts.
 book-strict: $(STAMP)
+	rm -f $(BOOK_STAMP)
 	$(VENV)/bin/jupyter-book build . --all --warningiserror --keep-going
+	@touch $(BOOK_STAMP)
 
 unit: $(STAMP)
 	$(PY) -m pytest -q -n $(NBVAL_WORKERS) tests --ignore=tests/browser
@@ -74,6 +85,9 @@ notebook: $(STAMP)
 
 notebooks: $(STAMP)
 	$(PY) -m tools.notebook $$($(PY) -m tools.toc | sed 's/\.ipynb$$/.md/')
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.bench
 
 clean:
 	rm -rf _build

@@ -1,0 +1,365 @@
+"""The autograd graph behind a tensor: as data (:func:`graph_structure`) and as a picture (:func:`draw_graph`).
+
+Both walk ``root.grad_fn`` and its ``next_functions`` back to the leaves, the same path
+``backward()`` takes. Nodes are
+
+- ``'leaf'``: a leaf tensor that requires grad (an ``AccumulateGrad`` node in the graph);
+- ``'op'``: an operation recorded by autograd (``MulBackward0`` is shown as ``mul``);
+- ``'output'``: the operation that produced ``root`` itself.
+
+Inputs that do not require grad (constants, data) are not part of the graph and do not appear.
+The walk, the node ids and the layout depend only on the graph, so they are the same on every run.
+Drawing needs matplotlib only (no graphviz or other system programs).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+from ._validate import require_tensor, shape_str
+
+#: Readable names for operations whose snake_case class name reads worse than the math.
+_OP_ALIASES = {"maximum": "max", "minimum": "min"}
+
+#: Layout, in inches: gap between columns, distance between rows, characters per inch at font size 9.
+_COLUMN_GAP = 0.55
+_ROW_STEP = 1.0
+_CHARS_PER_INCH = 13.0
+_LINE_HEIGHT = 0.19
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """One node of the graph.
+
+    ``id`` is ``"n0"``, ``"n1"``, ... in topological order (every node after its inputs);
+    ``kind`` is ``'leaf'``, ``'op'`` or ``'output'``; ``label`` is what a drawing shows
+    (``"x"``, ``"mul"``, ``"q = add"``); ``op`` is the readable operation name (``None`` for a
+    leaf); ``fn_name`` the class name of the autograd node (``"MulBackward0"``,
+    ``"AccumulateGrad"``); ``depth`` the length of the longest path from a leaf to this node.
+    ``tensor`` is the tensor the node stands for, when it is known (every leaf, ``root``, and the
+    non-leaf tensors given in ``names``), else ``None``.
+    """
+
+    id: str
+    kind: str
+    label: str
+    op: str | None
+    name: str | None
+    fn_name: str
+    depth: int
+    tensor: torch.Tensor | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class GraphEdge:
+    """A forward edge: the output of node ``src`` is input number ``slot`` of node ``dst``.
+
+    A tensor used twice by one operation (``x * x``) gives two edges with different slots.
+    """
+
+    src: str
+    dst: str
+    slot: int
+
+
+@dataclass(frozen=True)
+class GraphStructure:
+    """Nodes (inputs before the operations that use them) and edges (sorted by ``dst``, then ``slot``)."""
+
+    nodes: tuple[GraphNode, ...]
+    edges: tuple[GraphEdge, ...]
+
+    def node(self, node_id: str) -> GraphNode:
+        """The node with id ``node_id``."""
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(f"no node with id {node_id!r}; ids are {', '.join(n.id for n in self.nodes)}.")
+
+    def inputs(self, node_id: str) -> list[str]:
+        """Ids of the nodes feeding ``node_id``, in argument order (a repeated input appears twice)."""
+        self.node(node_id)
+        return [e.src for e in self.edges if e.dst == node_id]
+
+    def __str__(self) -> str:
+        width = max(len(n.label) for n in self.nodes)
+        lines = []
+        for n in self.nodes:
+            ins = self.inputs(n.id)
+            arrow = f"  <- {', '.join(ins)}" if ins else ""
+            lines.append(f"{n.id:<4} {n.kind:<6}  {n.label:<{width}}{arrow}".rstrip())
+        return "\n".join(lines)
+
+
+def readable_op_name(fn_name: str) -> str:
+    """``"MulBackward0"`` -> ``"mul"``, ``"LogSoftmaxBackward0"`` -> ``"log_softmax"``, ``"MaximumBackward0"`` -> ``"max"``."""
+    base = re.sub(r"Backward\d*$", "", fn_name.rsplit("::", 1)[-1]) or fn_name
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base).lower()
+    return _OP_ALIASES.get(snake, snake)
+
+
+def _check_names(names) -> dict[str, torch.Tensor]:
+    if names is None:
+        return {}
+    if not isinstance(names, dict):
+        raise TypeError(
+            f"names must be a dict mapping a name to a tensor, e.g. {{'x': x, 'q': q}}, got {type(names).__name__}."
+        )
+    seen: dict[int, str] = {}
+    for key, value in names.items():
+        if not isinstance(key, str):
+            raise TypeError(f"names: every key must be a string (the label to show), got {key!r} ({type(key).__name__}).")
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(
+                f"names[{key!r}] must be a torch.Tensor from the graph, got {type(value).__name__}. "
+                f"Pass the tensor itself (not a number or .item()), e.g. names={{{key!r}: {key}}}."
+            )
+        if id(value) in seen:
+            raise ValueError(
+                f"names: {seen[id(value)]!r} and {key!r} are the same tensor; give each tensor one name."
+            )
+        seen[id(value)] = key
+    return dict(names)
+
+
+def graph_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None) -> GraphStructure:
+    """Walk the autograd graph that ends at ``root`` and return its nodes and edges as data.
+
+    ``root``: a tensor of any shape with a ``grad_fn`` (or a leaf with ``requires_grad=True``, a
+    graph of one node). ``names``: ``{"x": x, "q": q, ...}``; tensors are matched by identity, leaves
+    through their ``AccumulateGrad`` node, non-leaves through their ``grad_fn``. Named tensors that
+    are not in the graph are ignored. Raises ``ValueError`` if ``root`` has no graph.
+    """
+    require_tensor(root, "graph_structure: root")
+    named = _check_names(names)
+    if root.grad_fn is None and not root.requires_grad:
+        raise ValueError(
+            f"graph_structure: root (shape {shape_str(root)}) has no graph: it has no grad_fn and does not "
+            f"require grad, so autograd recorded nothing. Create the inputs with requires_grad=True "
+            f"(e.g. x = torch.tensor(2.0, requires_grad=True)), compute root from them outside torch.no_grad() "
+            f"and without .detach(), then pass root again."
+        )
+    leaf_names = {id(t): k for k, t in named.items() if t.grad_fn is None}
+    # (grad_fn, output_nr, name, tensor) of every named non-leaf; holding the grad_fn objects keeps
+    # their id() valid for the whole walk.
+    named_fns = [(t.grad_fn, t.output_nr, k, t) for k, t in named.items() if t.grad_fn is not None]
+
+    if root.grad_fn is None:  # a leaf that requires grad: the whole graph is that leaf
+        name = leaf_names.get(id(root))
+        node = GraphNode("n0", "leaf", name or "leaf", None, name, "AccumulateGrad", 0, root)
+        return GraphStructure((node,), ())
+
+    # Iterative depth-first walk from the root; a node is emitted after all its inputs (post-order),
+    # which gives a topological order that follows the program's order of evaluation.
+    order: list = []
+    index: dict[int, int] = {}
+    keep: list = []  # hold every grad_fn wrapper while walking, so that id() stays unique
+    raw_edges: list[tuple[int, int, int]] = []  # (id src fn, id dst fn, slot)
+    state: dict[int, int] = {}  # 1 = on the stack, 2 = emitted
+    stack = [(root.grad_fn, 0)]
+    state[id(root.grad_fn)] = 1
+    keep.append(root.grad_fn)
+    while stack:
+        fn, i = stack.pop()
+        nexts = getattr(fn, "next_functions", ()) or ()
+        if i < len(nexts):
+            stack.append((fn, i + 1))
+            child = nexts[i][0]
+            if child is None:
+                continue
+            raw_edges.append((id(child), id(fn), i))
+            if id(child) not in state:
+                keep.append(child)
+                state[id(child)] = 1
+                stack.append((child, 0))
+            continue
+        state[id(fn)] = 2
+        index[id(fn)] = len(order)
+        order.append(fn)
+
+    ids = [f"n{i}" for i in range(len(order))]
+    depth = [0] * len(order)
+    inputs_of: list[list[int]] = [[] for _ in order]
+    for src, dst, _slot in raw_edges:
+        inputs_of[index[dst]].append(index[src])
+    for i in range(len(order)):
+        if inputs_of[i]:
+            depth[i] = 1 + max(depth[j] for j in inputs_of[i])
+
+    root_index = index[id(root.grad_fn)]
+    nodes = []
+    for i, fn in enumerate(order):
+        fn_name = type(fn).__name__
+        if fn_name == "AccumulateGrad":
+            tensor = fn.variable
+            name = leaf_names.get(id(tensor))
+            nodes.append(GraphNode(ids[i], "leaf", name or "leaf", None, name, fn_name, depth[i], tensor))
+            continue
+        op = readable_op_name(fn_name)
+        mine = sorted((nr, k, t) for g, nr, k, t in named_fns if g is fn)
+        name = ", ".join(k for _nr, k, _t in mine) or None
+        tensor = mine[0][2] if len(mine) == 1 else None  # a multi-output op has no single value
+        kind = "output" if i == root_index else "op"
+        if kind == "output":
+            tensor = root
+        label = f"{name} = {op}" if name else op
+        nodes.append(GraphNode(ids[i], kind, label, op, name, fn_name, depth[i], tensor))
+
+    edges = sorted((GraphEdge(ids[index[s]], ids[index[d]], slot) for s, d, slot in raw_edges),
+                   key=lambda e: (int(e.dst[1:]), e.slot))
+    return GraphStructure(tuple(nodes), tuple(edges))
+
+
+def _format_number(v: float) -> str:
+    text = f"{v:.3g}"
+    return "0" if text in ("-0", "0") else text.replace("-", "\u2212")
+
+
+def _format_tensor(t: torch.Tensor | None) -> str | None:
+    if t is None:
+        return None
+    t = t.detach()
+    if t.numel() == 1:
+        return _format_number(float(t.reshape(())))
+    if t.numel() <= 4:
+        return "[" + ", ".join(_format_number(float(v)) for v in t.reshape(-1).tolist()) + "]"
+    return f"shape {shape_str(t)}"
+
+
+def _node_grad(node: GraphNode) -> torch.Tensor | None:
+    t = node.tensor
+    if t is None or not (t.is_leaf or t.retains_grad):
+        return None  # reading .grad of a non-retained non-leaf only earns a warning
+    return t.grad
+
+
+def _layout(structure: GraphStructure) -> dict[str, tuple[int, float]]:
+    """Column (the node's depth) and row of every node; rows are 0, 1, 2, ... from the top.
+
+    Leaves are stacked in the order they appear; every other node sits at the mean row of its
+    inputs, pushed down just enough to keep one row between nodes of the same column.
+    """
+    rows: dict[str, float] = {}
+    position = {n.id: i for i, n in enumerate(structure.nodes)}
+    by_depth: dict[int, list[GraphNode]] = {}
+    for n in structure.nodes:
+        by_depth.setdefault(n.depth, []).append(n)
+    for d in sorted(by_depth):
+        wanted = []
+        for n in by_depth[d]:
+            ins = sorted(set(structure.inputs(n.id)), key=position.get)
+            want = sum(rows[i] for i in ins) / len(ins) if ins else float(len(wanted))
+            wanted.append((want, position[n.id], n.id))
+        wanted.sort()
+        last = None
+        for want, _pos, nid in wanted:
+            row = want if last is None else max(want, last + 1.0)
+            rows[nid] = row
+            last = row
+    return {n.id: (n.depth, rows[n.id]) for n in structure.nodes}
+
+
+def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None, *,
+               show_values: bool = False, show_grads: bool = False, ax=None, title: str | None = None):
+    """Draw the autograd graph behind ``root``, left to right, and return the matplotlib Figure.
+
+    Leaves are on the left, ``root``'s operation on the right; a node's column is the longest path
+    from a leaf to it. ``show_values`` writes each known tensor's value (leaves, ``root`` and the
+    tensors in ``names``) under its label, ``show_grads`` its ``.grad`` (leaves and non-leaves that
+    called ``retain_grad()``; nothing when ``.grad`` is None), to 3 significant digits; tensors of
+    more than 4 elements show their shape. Draws into ``ax`` if given, else into a new figure sized
+    to the graph (in a notebook, end the cell with ``plt.show()``).
+    """
+    structure = graph_structure(root, names)
+    for flag, value in (("show_values", show_values), ("show_grads", show_grads)):
+        if not isinstance(value, bool):
+            raise TypeError(f"draw_graph: {flag} must be True or False, got {value!r}.")
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"draw_graph: title must be a string or None, got {type(title).__name__}.")
+
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    from .plotting import PALETTE
+
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"draw_graph: ax must be a matplotlib Axes (e.g. from plt.subplots()), got {type(ax).__name__}.")
+
+    places = _layout(structure)
+    texts: dict[str, list[tuple[str, str]]] = {}
+    for n in structure.nodes:
+        lines = [(n.label, "label")]
+        value = _format_tensor(n.tensor) if show_values else None
+        if value is not None:
+            lines.append((f"value {value}", "value"))
+        grad = _format_tensor(_node_grad(n)) if show_grads else None
+        if grad is not None:
+            lines.append((f"grad {grad}", "grad"))
+        texts[n.id] = lines
+
+    n_columns = max(c for c, _ in places.values()) + 1
+    widths = [0.8] * n_columns
+    for n in structure.nodes:
+        longest = max(len(t) for t, _ in texts[n.id])
+        widths[n.depth] = max(widths[n.depth], longest / _CHARS_PER_INCH + 0.3)
+    lefts = []
+    x = 0.0
+    for w in widths:
+        lefts.append(x)
+        x += w + _COLUMN_GAP
+    total_width = x - _COLUMN_GAP
+    box_height = 0.32 + _LINE_HEIGHT * (max(len(v) for v in texts.values()) - 1)
+    step = max(_ROW_STEP, box_height + 0.3)
+    n_rows = max(r for _, r in places.values()) + 1
+
+    centre = {}
+    for nid, (col, row) in places.items():
+        centre[nid] = (lefts[col] + widths[col] / 2, -row * step)
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(total_width + 0.4, (n_rows - 1) * step + box_height + 0.4
+                                        + (0.3 if title else 0.0)))
+    else:
+        fig = ax.figure
+    ax.set_axis_off()
+    ax.set_aspect("equal")
+    ax.set_xlim(-0.2, total_width + 0.2)
+    ax.set_ylim(-(n_rows - 1) * step - box_height / 2 - 0.2, box_height / 2 + 0.2)
+
+    fill = {"leaf": "#D6EAF8", "op": "#F2F2F2", "output": "#FDEBD0"}
+    edge_colour = {"leaf": PALETTE[0], "op": "#555555", "output": PALETTE[4]}
+    text_colour = {"label": "black", "value": PALETTE[2], "grad": PALETTE[1]}
+    for n in structure.nodes:
+        cx, cy = centre[n.id]
+        w = widths[n.depth]
+        ax.add_patch(FancyBboxPatch((cx - w / 2, cy - box_height / 2), w, box_height,
+                                    boxstyle="round,pad=0,rounding_size=0.08", linewidth=1.2,
+                                    facecolor=fill[n.kind], edgecolor=edge_colour[n.kind], zorder=2))
+        lines = texts[n.id]
+        top = cy + _LINE_HEIGHT * (len(lines) - 1) / 2
+        for k, (text, role) in enumerate(lines):
+            ax.text(cx, top - k * _LINE_HEIGHT, text, ha="center", va="center", fontsize=9,
+                    color=text_colour[role], fontweight="bold" if role == "label" else "normal", zorder=3)
+
+    multiplicity: dict[tuple[str, str], int] = {}
+    for e in structure.edges:
+        multiplicity[(e.src, e.dst)] = multiplicity.get((e.src, e.dst), 0) + 1
+    drawn: dict[tuple[str, str], int] = {}
+    for e in structure.edges:
+        pair = (e.src, e.dst)
+        k, m = drawn.get(pair, 0), multiplicity[pair]
+        drawn[pair] = k + 1
+        (x0, y0), (x1, y1) = centre[e.src], centre[e.dst]
+        start = (x0 + widths[structure.node(e.src).depth] / 2, y0)
+        end = (x1 - widths[structure.node(e.dst).depth] / 2, y1)
+        rad = 0.0 if m == 1 else 0.5 * (k - (m - 1) / 2) / max(m - 1, 1)  # fan out repeated edges
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=11, linewidth=1.1,
+                                     color="#444444", connectionstyle=f"arc3,rad={rad}", zorder=1,
+                                     shrinkA=0, shrinkB=1))
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
