@@ -59,7 +59,7 @@ nbval: $(STAMP)
 audit:
 	$(PY) -m tools.check_nbval_report $(NBVAL_REPORT)
 
-browser: $(STAMP)
+browser: $(BOOK_STAMP)
 	$(PY) -m pytest -q tests/browser
 
 test: $(STAMP)
