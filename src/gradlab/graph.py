@@ -26,7 +26,7 @@ _OP_ALIASES = {"maximum": "max", "minimum": "min"}
 #: Layout, in inches: gap between columns, distance between rows, characters per inch at font size 9.
 _COLUMN_GAP = 0.55
 _ROW_STEP = 1.0
-_CHARS_PER_INCH = 13.0
+_CHARS_PER_INCH = 11.0
 _LINE_HEIGHT = 0.19
 
 
@@ -94,7 +94,7 @@ class GraphStructure:
         return "\n".join(lines)
 
 
-def readable_op_name(fn_name: str) -> str:
+def _readable_op_name(fn_name: str) -> str:
     """``"MulBackward0"`` -> ``"mul"``, ``"LogSoftmaxBackward0"`` -> ``"log_softmax"``, ``"MaximumBackward0"`` -> ``"max"``."""
     base = re.sub(r"Backward\d*$", "", fn_name.rsplit("::", 1)[-1]) or fn_name
     snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", base).lower()
@@ -154,30 +154,25 @@ def graph_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = 
 
     # Iterative depth-first walk from the root; a node is emitted after all its inputs (post-order),
     # which gives a topological order that follows the program's order of evaluation.
+    root_fn = root.grad_fn
     order: list = []
     index: dict[int, int] = {}
-    keep: list = []  # hold every grad_fn wrapper while walking, so that id() stays unique
-    raw_edges: list[tuple[int, int, int]] = []  # (id src fn, id dst fn, slot)
-    state: dict[int, int] = {}  # 1 = on the stack, 2 = emitted
-    stack = [(root.grad_fn, 0)]
-    state[id(root.grad_fn)] = 1
-    keep.append(root.grad_fn)
+    seen: dict[int, object] = {id(root_fn): root_fn}  # holding every node keeps its id() unique
+    raw_edges: list[tuple[int, int, int]] = []  # (id of src node, id of dst node, slot)
+    stack = [(root_fn, 0)]
     while stack:
         fn, i = stack.pop()
         nexts = getattr(fn, "next_functions", ()) or ()
         if i < len(nexts):
             stack.append((fn, i + 1))
             child = nexts[i][0]
-            if child is None:
-                continue
-            raw_edges.append((id(child), id(fn), i))
-            if id(child) not in state:
-                keep.append(child)
-                state[id(child)] = 1
-                stack.append((child, 0))
+            if child is not None:  # None: an input that does not require grad
+                raw_edges.append((id(child), id(fn), i))
+                if id(child) not in seen:
+                    seen[id(child)] = child
+                    stack.append((child, 0))
             continue
-        state[id(fn)] = 2
-        index[id(fn)] = len(order)
+        index[id(fn)] = len(order)  # all inputs done: emit
         order.append(fn)
 
     ids = [f"n{i}" for i in range(len(order))]
@@ -189,7 +184,7 @@ def graph_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = 
         if inputs_of[i]:
             depth[i] = 1 + max(depth[j] for j in inputs_of[i])
 
-    root_index = index[id(root.grad_fn)]
+    root_index = index[id(root_fn)]
     nodes = []
     for i, fn in enumerate(order):
         fn_name = type(fn).__name__
@@ -198,7 +193,7 @@ def graph_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = 
             name = leaf_names.get(id(tensor))
             nodes.append(GraphNode(ids[i], "leaf", name or "leaf", None, name, fn_name, depth[i], tensor))
             continue
-        op = readable_op_name(fn_name)
+        op = _readable_op_name(fn_name)
         mine = sorted((nr, k, t) for g, nr, k, t in named_fns if g is fn)
         name = ", ".join(k for _nr, k, _t in mine) or None
         tensor = mine[0][2] if len(mine) == 1 else None  # a multi-output op has no single value
@@ -236,30 +231,96 @@ def _node_grad(node: GraphNode) -> torch.Tensor | None:
     return t.grad
 
 
-def _layout(structure: GraphStructure) -> dict[str, tuple[int, float]]:
-    """Column (the node's depth) and row of every node; rows are 0, 1, 2, ... from the top.
+def _crossings(left: list, right: list, links: list[tuple]) -> int:
+    """Number of pairs of links between two adjacent layers that cross."""
+    li = {k: i for i, k in enumerate(left)}
+    ri = {k: i for i, k in enumerate(right)}
+    pairs = sorted((li[a], ri[b]) for a, b in links)
+    return sum(1 for i in range(len(pairs)) for j in range(i + 1, len(pairs))
+               if pairs[i][0] < pairs[j][0] and pairs[i][1] > pairs[j][1])
 
-    Leaves are stacked in the order they appear; every other node sits at the mean row of its
-    inputs, pushed down just enough to keep one row between nodes of the same column.
+
+def _layout(structure: GraphStructure) -> tuple[dict[str, tuple[int, float]], list[list[tuple[int, float]]]]:
+    """Place the graph on a grid: ``(places, bends)``.
+
+    ``places[id] = (column, row)`` for every node (column = depth, rows grow downwards from 0);
+    ``bends[k]`` lists the ``(column, row)`` points that edge ``k`` passes through on its way
+    across the columns between its ends (empty for an edge between neighbouring columns).
+    A simplified Sugiyama layout: long edges get one waypoint per column they cross, the order
+    within each column is improved by barycentre sweeps (fewest crossings wins, ties keep the
+    earlier order), then every item moves as close as it can to the mean row of its inputs.
+    Everything is sorted by node position, so the result never depends on hashing or timing.
     """
-    rows: dict[str, float] = {}
-    position = {n.id: i for i, n in enumerate(structure.nodes)}
-    by_depth: dict[int, list[GraphNode]] = {}
-    for n in structure.nodes:
-        by_depth.setdefault(n.depth, []).append(n)
-    for d in sorted(by_depth):
-        wanted = []
-        for n in by_depth[d]:
-            ins = sorted(set(structure.inputs(n.id)), key=position.get)
-            want = sum(rows[i] for i in ins) / len(ins) if ins else float(len(wanted))
-            wanted.append((want, position[n.id], n.id))
-        wanted.sort()
+    topo = {n.id: i for i, n in enumerate(structure.nodes)}
+    depth = {n.id: n.depth for n in structure.nodes}
+    n_layers = max(depth.values()) + 1
+    layers: list[list] = [[] for _ in range(n_layers)]
+    preds: dict = {n.id: [] for n in structure.nodes}
+    succs: dict = {n.id: [] for n in structure.nodes}
+    key: dict = {n.id: (topo[n.id], 0, 0) for n in structure.nodes}
+    chains: list[list] = []
+    for k, e in enumerate(structure.edges):
+        chain, prev = [], e.src
+        for d in range(depth[e.src] + 1, depth[e.dst]):
+            v = ("via", k, d)  # a waypoint of edge k in column d
+            preds[v], succs[v] = [prev], []
+            succs[prev].append(v)
+            key[v] = (topo[e.src], 1, k)
+            chain.append(v)
+            prev = v
+        succs[prev].append(e.dst)
+        preds[e.dst].append(prev)
+        chains.append(chain)
+    for item in key:
+        layers[item[2] if isinstance(item, tuple) else depth[item]].append(item)
+    layers = [sorted(layer, key=key.get) for layer in layers]
+
+    def links(d: int) -> list[tuple]:
+        return [(a, b) for b in layers[d + 1] for a in preds[b]]
+
+    def total() -> int:
+        return sum(_crossings(layers[d], layers[d + 1], links(d)) for d in range(n_layers - 1))
+
+    def reorder(d: int, neighbours: dict, ref: list) -> None:
+        at = {k: i for i, k in enumerate(ref)}
+        now = {k: i for i, k in enumerate(layers[d])}
+
+        def centre(item):
+            around = [at[x] for x in neighbours[item]]
+            return sum(around) / len(around) if around else now[item]
+        layers[d] = sorted(layers[d], key=lambda item: (centre(item), now[item]))
+
+    for d in range(1, n_layers):
+        reorder(d, preds, layers[d - 1])
+    best, best_layers = total(), [list(layer) for layer in layers]
+    for _ in range(4):
+        if best == 0:
+            break
+        for d in range(n_layers - 2, -1, -1):
+            reorder(d, succs, layers[d + 1])
+        for d in range(1, n_layers):
+            reorder(d, preds, layers[d - 1])
+        score = total()
+        if score < best:
+            best, best_layers = score, [list(layer) for layer in layers]
+    layers = best_layers
+
+    def gap(a, b) -> float:
+        real = sum(not isinstance(x, tuple) for x in (a, b))
+        return (0.4, 0.7, 1.0)[real]
+
+    rows: dict = {}
+    for d, layer in enumerate(layers):
         last = None
-        for want, _pos, nid in wanted:
-            row = want if last is None else max(want, last + 1.0)
-            rows[nid] = row
-            last = row
-    return {n.id: (n.depth, rows[n.id]) for n in structure.nodes}
+        for item in layer:
+            around = [rows[x] for x in preds[item]]
+            want = sum(around) / len(around) if around else (0.0 if last is None else rows[last] + gap(last, item))
+            rows[item] = want if last is None else max(want, rows[last] + gap(last, item))
+            last = item
+    top = min(rows.values())
+    places = {n.id: (depth[n.id], rows[n.id] - top) for n in structure.nodes}
+    bends = [[(v[2], rows[v] - top) for v in chain] for chain in chains]
+    return places, bends
 
 
 def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None, *,
@@ -283,13 +344,14 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
     import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.path import Path
 
     from .plotting import PALETTE
 
     if ax is not None and not isinstance(ax, Axes):
         raise TypeError(f"draw_graph: ax must be a matplotlib Axes (e.g. from plt.subplots()), got {type(ax).__name__}.")
 
-    places = _layout(structure)
+    places, bends = _layout(structure)
     texts: dict[str, list[tuple[str, str]]] = {}
     for n in structure.nodes:
         lines = [(n.label, "label")]
@@ -314,7 +376,7 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
     total_width = x - _COLUMN_GAP
     box_height = 0.32 + _LINE_HEIGHT * (max(len(v) for v in texts.values()) - 1)
     step = max(_ROW_STEP, box_height + 0.3)
-    n_rows = max(r for _, r in places.values()) + 1
+    n_rows = max([r for _, r in places.values()] + [r for bend in bends for _, r in bend]) + 1
 
     centre = {}
     for nid, (col, row) in places.items():
@@ -349,17 +411,25 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
     for e in structure.edges:
         multiplicity[(e.src, e.dst)] = multiplicity.get((e.src, e.dst), 0) + 1
     drawn: dict[tuple[str, str], int] = {}
-    for e in structure.edges:
+    for e, bend in zip(structure.edges, bends):
         pair = (e.src, e.dst)
         k, m = drawn.get(pair, 0), multiplicity[pair]
         drawn[pair] = k + 1
         (x0, y0), (x1, y1) = centre[e.src], centre[e.dst]
         start = (x0 + widths[structure.node(e.src).depth] / 2, y0)
         end = (x1 - widths[structure.node(e.dst).depth] / 2, y1)
-        rad = 0.0 if m == 1 else 0.5 * (k - (m - 1) / 2) / max(m - 1, 1)  # fan out repeated edges
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=11, linewidth=1.1,
-                                     color="#444444", connectionstyle=f"arc3,rad={rad}", zorder=1,
-                                     shrinkA=0, shrinkB=1))
+        style = dict(arrowstyle="-|>", mutation_scale=11, linewidth=1.1, color="#444444", zorder=1,
+                     shrinkA=0, shrinkB=1)
+        if bend:  # a long edge: run through its own row in every column it crosses
+            points = [start]
+            for col, row in bend:
+                points += [(lefts[col], -row * step), (lefts[col] + widths[col], -row * step)]
+            points.append(end)
+            path = Path(points, [Path.MOVETO] + [Path.LINETO] * (len(points) - 1))
+            ax.add_patch(FancyArrowPatch(path=path, **style))
+        else:
+            rad = 0.0 if m == 1 else 0.5 * (k - (m - 1) / 2) / (m - 1)  # fan out repeated edges
+            ax.add_patch(FancyArrowPatch(start, end, connectionstyle=f"arc3,rad={rad}", **style))
     if title:
         ax.set_title(title, fontsize=10)
     return fig
