@@ -116,11 +116,15 @@ def test_mixed_dtypes_promote():
         torch.testing.assert_close(J, torch.diag(torch.tensor([2.0, 4.0], dtype=torch.float64)))
 
 
-def test_works_under_no_grad():
+@pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__)
+def test_works_under_no_grad_and_inference_mode(build):
     x = torch.tensor([1.0, -2.0])
+    expected = torch.diag(torch.exp(x))
     with torch.no_grad():
-        J = jacobian_by_rows(torch.exp, x)
-    torch.testing.assert_close(J, torch.diag(torch.exp(x)))
+        torch.testing.assert_close(build(torch.exp, x), expected)
+    with torch.inference_mode():
+        x_inf = torch.tensor([1.0, -2.0])        # an inference tensor
+        torch.testing.assert_close(build(torch.exp, x_inf), expected)
 
 
 # ---- errors: each names the argument, what was received, and what to do ----
@@ -140,13 +144,13 @@ def test_x_not_a_tensor(build, x):
 
 @pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__)
 def test_x_integer(build):
-    with pytest.raises(TypeError, match=rf"{build.__name__}: x has dtype torch.int64.*float dtype"):
+    with pytest.raises(TypeError, match=rf"{build.__name__}: x of shape \(2,\) has dtype torch.int64.*float dtype"):
         build(torch.sin, torch.tensor([1, 2]))
 
 
 @pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__)
 def test_x_complex(build):
-    with pytest.raises(TypeError, match=rf"{build.__name__}: x is complex"):
+    with pytest.raises(TypeError, match=rf"{build.__name__}: x of shape \(2,\) is complex"):
         build(torch.sin, torch.ones(2, dtype=torch.complex64))
 
 

@@ -32,8 +32,8 @@ def _check_f(f, who: str) -> None:
 
 
 def _check_x(x, who: str) -> torch.Tensor:
-    what = f"{who}: x"
-    require_floating(require_tensor(x, what), what)
+    require_tensor(x, f"{who}: x")
+    require_floating(x, f"{who}: x of shape {shape_str(x)}")
     # A fresh leaf: the caller's tensor, its .grad and its graph are never touched.
     return x.detach().clone()
 
@@ -72,21 +72,22 @@ def jacobian_by_rows(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor)
     """
     who = "jacobian_by_rows"
     _check_f(f, who)
-    x0 = _check_x(x, who).requires_grad_(True)
-    with torch.enable_grad():
+    # Record a graph even when called under torch.no_grad() or torch.inference_mode().
+    with torch.inference_mode(False), torch.enable_grad():
+        x0 = _check_x(x, who).requires_grad_(True)
         y = _check_output(f(x0), x, who)
-    m, n = y.numel(), x0.numel()
-    jac = torch.zeros(m, n, dtype=_result_dtype(x0, y), device=x0.device)
-    if not y.requires_grad:          # f(x) does not depend on x: the Jacobian is zero
-        return jac
-    flat_v = torch.zeros(m, dtype=y.dtype, device=y.device)
-    for i in range(m):
-        flat_v.zero_()
-        flat_v[i] = 1                 # v = e_i picks output i
-        (row,) = torch.autograd.grad(y, x0, grad_outputs=flat_v.reshape(y.shape),
-                                     retain_graph=True, allow_unused=True)
-        if row is not None:
-            jac[i] = row.reshape(-1)
+        m, n = y.numel(), x0.numel()
+        jac = torch.zeros(m, n, dtype=_result_dtype(x0, y), device=x0.device)
+        if not y.requires_grad:          # f(x) does not depend on x: the Jacobian is zero
+            return jac
+        flat_v = torch.zeros(m, dtype=y.dtype, device=y.device)
+        for i in range(m):
+            flat_v.zero_()
+            flat_v[i] = 1                 # v = e_i picks output i
+            (row,) = torch.autograd.grad(y, x0, grad_outputs=flat_v.reshape(y.shape),
+                                         retain_graph=True, allow_unused=True)
+            if row is not None:
+                jac[i] = row.reshape(-1)
     return jac
 
 
