@@ -1,0 +1,166 @@
+"""gradlab.gradient_check: one stable row for gradcheck + gradgradcheck, and a clear failure."""
+import re
+
+import pytest
+import torch
+from torch.autograd import Function
+from torch.autograd.function import once_differentiable
+
+from gradlab.functions import Affine, LogSumExp, Mul, Sigmoid
+from gradlab.gradient_check import GradcheckReport, check_function
+
+
+def _rand(*shape, seed=0, dtype=torch.float64):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+class MulIgnoresUpstream(Function):
+    """The classic slip: returns the local derivatives without multiplying by grad_output."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = ctx.saved_tensors
+        return b, a
+
+
+class SigmoidDetachedBackward(Function):
+    """Right first derivative, but backward detaches, so the second derivative is wrong."""
+
+    @staticmethod
+    def forward(x):
+        return torch.sigmoid(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return grad_output * (y * (1 - y)).detach()
+
+
+class SigmoidOnce(Function):
+    @staticmethod
+    def forward(x):
+        return torch.sigmoid(x)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        return grad_output * y * (1 - y)
+
+
+class WrongShapeGrad(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return a * 2
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output[:1]
+
+
+def test_a_correct_function_passes_both_checks_and_prints_one_row(capsys):
+    report = check_function(Mul, _rand(3, 4), _rand(4, seed=1))
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1
+    assert re.fullmatch(r"Mul +\(3, 4\), \(4,\) +gradcheck ok +gradgradcheck ok\n", out)
+    assert isinstance(report, GradcheckReport)
+    assert report.ok and bool(report)
+    assert (report.gradcheck, report.gradgradcheck, report.reason) == ("ok", "ok", "")
+    assert report.shapes == ((3, 4), (4,))
+    assert repr(report) == out.rstrip("\n")
+
+
+def test_non_tensor_arguments_are_passed_through():
+    report = check_function(LogSumExp, _rand(3, 5), 1)
+    assert report.ok and report.shapes == ((3, 5),)
+    report = check_function(lambda x, idx: x[idx].exp(), _rand(4), torch.tensor([0, 2, 2]), name="gather-exp")
+    assert report.ok and report.name == "gather-exp" and report.shapes == ((4,),)
+
+
+def test_float32_inputs_are_checked_in_float64_and_left_untouched():
+    x32 = _rand(2, 3, dtype=torch.float32)
+    W32, b32 = _rand(3, 2, seed=1, dtype=torch.float32), _rand(2, seed=2, dtype=torch.float32)
+    kept = x32.clone()
+    seen = []
+
+    def affine(x, W, b):
+        seen.append(x.dtype)
+        return Affine.apply(x, W, b)
+
+    assert check_function(affine, x32, W32, b32).ok
+    assert set(seen) == {torch.float64}   # float32 finite differences would be noise
+    assert x32.dtype == torch.float32 and not x32.requires_grad and torch.equal(x32, kept)
+
+
+def test_a_wrong_function_raises_naming_it_and_the_failed_check(capsys):
+    with pytest.raises(AssertionError, match=r"check_function\('MulIgnoresUpstream'\): gradcheck failed: "
+                                             r"Jacobian mismatch for output 0 with respect to input 0\n"
+                                             r"  inputs checked \(float64\): \(3,\), \(3,\)\n.*grad_output"):
+        check_function(MulIgnoresUpstream, _rand(3), _rand(3, seed=1))
+    assert "gradcheck FAILED" in capsys.readouterr().out   # the row is printed before raising
+
+
+def test_a_wrong_function_can_return_a_failed_report_instead(capsys):
+    report = check_function(MulIgnoresUpstream, _rand(3), _rand(3, seed=1), raise_on_failure=False)
+    row = capsys.readouterr().out.strip()
+    assert not report.ok and not bool(report)
+    assert (report.gradcheck, report.gradgradcheck) == ("FAILED", "skipped")
+    assert report.reason == "Jacobian mismatch for output 0 with respect to input 0"
+    assert row.endswith("gradcheck FAILED  gradgradcheck skipped  (Jacobian mismatch for output 0 with respect to input 0)")
+    assert "numerical" in report.detail and "analytical" in report.detail   # torch's full report is kept...
+    assert "numerical" not in row and not re.search(r"\d\.\d{4}", row)      # ...but never printed
+
+
+def test_a_non_differentiable_backward_fails_gradgradcheck():
+    x = _rand(4)
+    report = check_function(SigmoidDetachedBackward, x, raise_on_failure=False)
+    assert (report.gradcheck, report.gradgradcheck) == ("ok", "FAILED")
+    assert report.reason.startswith("Jacobian mismatch")
+    with pytest.raises(AssertionError, match=r"check_function\('SigmoidOnce'\): gradgradcheck failed: RuntimeError: trying to differentiate twice a function that was marked with @once_differentiable"):
+        check_function(SigmoidOnce, x)
+
+
+def test_second_order_can_be_turned_off():
+    report = check_function(SigmoidOnce, _rand(4), second_order=False)
+    assert report.ok and report.gradgradcheck == "off"
+    assert "gradgradcheck off" in report.row()
+    assert check_function(Sigmoid, _rand(4)).gradgradcheck == "ok"
+
+
+def test_an_error_inside_backward_is_reported_as_a_failure():
+    report = check_function(WrongShapeGrad, _rand(3), raise_on_failure=False)
+    assert report.gradcheck == "FAILED"
+    assert report.reason.startswith("RuntimeError: Function WrongShapeGradBackward returned an invalid gradient")
+    with pytest.raises(AssertionError, match=r"gradcheck failed: RuntimeError: .*\n.*\n  The backward pass raised this error while being checked"):
+        check_function(WrongShapeGrad, _rand(3))
+
+
+def test_errors_in_the_forward_pass_propagate_unchanged():
+    with pytest.raises(ValueError, match=r"Affine: shapes do not fit"):
+        check_function(Affine, _rand(2, 3), _rand(2, 2), _rand(2))
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(TypeError, match=r"check_function: fn must be a torch.autograd.Function subclass or a function, got int"):
+        check_function(3, _rand(2))
+    with pytest.raises(ValueError, match=r"check_function\('Mul'\): no input is a floating-point tensor \(got int, Tensor\(torch.int64\)\)"):
+        check_function(Mul, 2, torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"check_function\('Sigmoid'\): no input is a floating-point tensor \(got nothing\)"):
+        check_function(Sigmoid)
+    with pytest.raises(TypeError, match=r"check_function: name must be a string label"):
+        check_function(Sigmoid, _rand(2), name=7)
+    with pytest.raises(TypeError, match=r"check_function\('Sigmoid'\): input 0 is complex"):
+        check_function(Sigmoid, torch.ones(2, dtype=torch.complex128))
