@@ -1,6 +1,7 @@
 """Open every page of the built book in headless Chromium and check what a reader would hit.
 
-On every page: no console error or warning, no uncaught exception, no failed request (network
+On every page: no console error or warning, no uncaught exception, every content image with alt
+text and a figure caption, no failed request (network
 error or HTTP status >= 400), no request to a host other than 127.0.0.1, every <img> loaded, every
 internal link and its #anchor resolving (targets parsed from the built HTML), every math element
 rendered by MathJax without a math error. search.html is opened as search.html?q=Jacobian and
@@ -105,8 +106,13 @@ async () => {
     img.addEventListener('load', done); img.addEventListener('error', done); setTimeout(done, 10000);
   })));
   for (const img of imgs) {
+    const fig = img.closest('figure');
+    const cap = fig ? fig.querySelector('figcaption') : null;
     out.images.push({src: img.currentSrc || img.src || img.getAttribute('src') || '(no src)',
-                     ok: img.complete && img.naturalWidth > 0});
+                     ok: img.complete && img.naturalWidth > 0,
+                     alt: (img.getAttribute('alt') || '').trim(),
+                     content: img.closest('article') !== null,
+                     caption: cap ? cap.textContent.trim() : ''});
   }
   for (const a of document.querySelectorAll('a[href], area[href]')) out.links.push(a.href);
   return out;
@@ -158,6 +164,12 @@ def _open(context, url: str, site: Path, base_url: str, stats: dict,
             problems.append(f"math not rendered by MathJax: {m['id'] or m['text']!r}")
     problems += [f"MathJax error: {e}" for e in found["errors"]]
     problems += [f"image not loaded: {i['src']}" for i in found["images"] if not i["ok"]]
+    # Accessible figures: every image in the page's content has alt text and a caption.
+    for i in found["images"]:
+        if i["content"] and not i["alt"]:
+            problems.append(f"image without alt text: {i['src'][-60:]}")
+        if i["content"] and not i["caption"]:
+            problems.append(f"image without a figure caption: {i['src'][-60:]}")
 
     origin = base_url.rstrip("/")
     internal = [h for h in found["links"] if h.startswith(origin + "/") or h == origin]
