@@ -22,15 +22,18 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     chapters = [Path(a).with_suffix(".ipynb").as_posix() for a in argv]
+    start = "chapters/00-getting-started.ipynb"  # always built, so {doc} links to it resolve
+    chapters = [c for c in chapters if c != start]
     toc = {
         "format": "jb-book",
         "root": "intro",
         "parts": [
+            {"caption": "Start here", "chapters": [{"file": start}]},
             {"caption": "Chapters", "numbered": True, "chapters": [{"file": c} for c in chapters]},
             {"caption": "Reference", "chapters": [{"file": "glossary"}, {"file": "running-locally"}, {"file": "references"}]},
         ],
     }
-    out = Path(tempfile.gettempdir()) / ("preview-" + Path(chapters[0]).stem)
+    out = Path(tempfile.gettempdir()) / ("preview-" + Path((chapters or [start])[0]).stem)
     out.mkdir(parents=True, exist_ok=True)
     toc_path = out / "_toc.yml"
     toc_path.write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")

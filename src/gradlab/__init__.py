@@ -1,11 +1,33 @@
 """gradlab: the helper package of the course *Gradients by Hand*.
 
-Core (imported eagerly): :func:`compare`, :func:`compare_tensors`, :func:`numerical_grad`.
-Topic modules (import them by name): ``gradlab.exercises``, ``gradlab.plotting`` and the
-modules the chapters add.
+One idea per module:
+
+- ``gradlab.checking``: :func:`compare` (a manual gradient against ``tensor.grad``) and
+  :func:`compare_tensors`, which print one machine-stable row and raise on a mismatch;
+- ``gradlab.numerical``: :func:`numerical_grad`, central finite differences in float64;
+- ``gradlab.graph``: :func:`graph_structure` and :func:`draw_graph`, the live autograd graph;
+- ``gradlab.jacobian``: :func:`jacobian_by_rows` (VJPs) and :func:`jacobian_by_columns` (JVPs);
+- ``gradlab.functions``: reference ``torch.autograd.Function`` classes (Add, Mul, Exp, ReLU, ...);
+- ``gradlab.gradient_check``: :func:`check_function`, gradcheck/gradgradcheck as one stable row;
+- ``gradlab.bptt``: :func:`rnn_forward` and :func:`rnn_backward`, hand-written BPTT;
+- ``gradlab.layers``: layers and losses with hand-written forward and backward, and a small MLP;
+- ``gradlab.exercises``: self-checks that do not reveal the answer;
+- ``gradlab.plotting``: the book's figure style.
+
+Importing gradlab imports torch, but not matplotlib (only drawing and plotting functions do).
 """
+from .bptt import RNNGrads, RNNTrace, rnn_backward, rnn_forward
 from .checking import Comparison, compare, compare_tensors
+from .gradient_check import GradcheckReport, check_function
+from .graph import GraphStructure, draw_graph, graph_structure
+from .jacobian import jacobian_by_columns, jacobian_by_rows
 from .numerical import numerical_grad
 
-__all__ = ["Comparison", "compare", "compare_tensors", "numerical_grad"]
+__all__ = [
+    "Comparison", "compare", "compare_tensors", "numerical_grad",
+    "GraphStructure", "graph_structure", "draw_graph",
+    "jacobian_by_rows", "jacobian_by_columns",
+    "GradcheckReport", "check_function",
+    "RNNTrace", "RNNGrads", "rnn_forward", "rnn_backward",
+]
 __version__ = "0.1.0"
