@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import torch
 
+from ._printed import format_shape
+
 
 def shape_str(t: torch.Tensor) -> str:
     """``(2, 3)`` for a tensor of shape ``torch.Size([2, 3])``; ``()`` for a scalar."""
-    dims = tuple(t.shape)
-    return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
+    return format_shape(t.shape)
 
 
 def require_tensor(value, what: str) -> torch.Tensor:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ._printed import PrintedResult, format_shape
 from ._validate import require_floating, require_same_shape, require_tensor, shape_str
 
 #: Relative tolerance by dtype: max |manual - reference| must be within ``RTOL * max |reference|``.
@@ -21,8 +22,8 @@ RTOL = {
 }
 
 
-@dataclass(frozen=True)
-class Comparison:
+@dataclass(frozen=True, repr=False)
+class Comparison(PrintedResult):
     """The outcome of one comparison (what :func:`compare` printed, as data).
 
     ``rel_error`` is max |actual - expected| divided by max(|expected|.max(), |actual|.max(), tiny);
@@ -37,22 +38,12 @@ class Comparison:
     shape: tuple
 
     def row(self) -> str:
-        shape = "(" + ", ".join(str(d) for d in self.shape) + ("," if len(self.shape) == 1 else "") + ")"
+        shape = format_shape(self.shape)
         if self.ok:
             verdict, err = "ok", f"rel. error <= {self.tolerance:.0e}"
         else:
             verdict, err = "MISMATCH", f"rel. error = {self.rel_error:.1e} > {self.tolerance:.0e}"
         return f"{self.name:<18} {shape:<12} {verdict:<9} {err}"
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def __repr__(self) -> str:
-        return self.row()
-
-    def _ipython_display_(self) -> None:
-        # The row was printed when the comparison ran; echoing the return value would repeat it.
-        pass
 
 
 def _tolerance(*tensors: torch.Tensor, rtol: float | None) -> float:

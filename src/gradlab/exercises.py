@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from ._printed import PrintedResult
+
 
 def _flatten(value) -> list[float]:
     if isinstance(value, torch.Tensor):
@@ -36,20 +38,14 @@ def fingerprint(value, decimals: int = 4) -> str:
     return hashlib.sha256(",".join(parts).encode()).hexdigest()[:16]
 
 
-class CheckResult:
-    """Truthy when the answer matched. Not echoed in a notebook: ``check`` already printed the verdict."""
+class CheckResult(PrintedResult):
+    """Truthy when the answer matched; ``check`` already printed ``message``."""
 
     def __init__(self, ok: bool, message: str):
         self.ok, self.message = ok, message
 
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def __repr__(self) -> str:
+    def row(self) -> str:
         return self.message
-
-    def _ipython_display_(self) -> None:
-        pass
 
 
 def check(answer, expected_fingerprint: str, decimals: int = 4) -> CheckResult:

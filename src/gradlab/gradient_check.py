@@ -16,6 +16,8 @@ from typing import Callable
 import torch
 from torch.autograd.gradcheck import GradcheckError
 
+from ._printed import PrintedResult, format_shape
+
 __all__ = ["GradcheckReport", "check_function"]
 
 _HINT_FIRST = (
@@ -35,12 +37,8 @@ _HINT_ERROR = (
 )
 
 
-def _shape(dims: tuple) -> str:
-    return "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
-
-
-@dataclass(frozen=True)
-class GradcheckReport:
+@dataclass(frozen=True, repr=False)
+class GradcheckReport(PrintedResult):
     """The outcome of :func:`check_function` (what it printed, as data).
 
     ``gradcheck`` is ``"ok"`` or ``"FAILED"``; ``gradgradcheck`` is ``"ok"``, ``"FAILED"``,
@@ -62,21 +60,12 @@ class GradcheckReport:
         return self.gradcheck == "ok" and self.gradgradcheck in ("ok", "off")
 
     def row(self) -> str:
-        shapes = ", ".join(_shape(s) for s in self.shapes)
+        shapes = ", ".join(format_shape(s) for s in self.shapes)
         line = f"{self.name:<18} {shapes:<20} gradcheck {self.gradcheck:<6}  gradgradcheck {self.gradgradcheck}"
         if self.reason:
             line += f"  ({self.reason})"
         return line
 
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def __repr__(self) -> str:
-        return self.row()
-
-    def _ipython_display_(self) -> None:
-        # The row was printed when the check ran; echoing the return value would repeat it.
-        pass
 
 
 def _reason(err: BaseException) -> str:
@@ -194,7 +183,7 @@ def check_function(fn, *inputs, name: str | None = None, second_order: bool = Tr
             hint = _HINT_SECOND
         raise AssertionError(
             f"check_function({name!r}): {which} failed: {reason}\n"
-            f"  inputs checked (float64): {', '.join(_shape(s) for s in shapes)}\n"
+            f"  inputs checked (float64): {', '.join(format_shape(s) for s in shapes)}\n"
             f"  {hint}\n"
             f"  For torch's full report, pass raise_on_failure=False and print the result's .detail."
         ) from None
