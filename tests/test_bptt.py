@@ -219,3 +219,23 @@ def test_errors_in_backward_arguments():
             rnn_backward(trace, grad_last=torch.ones(2, 4, dtype=torch.float64), truncation=bad)
     with pytest.raises(TypeError, match=r"trace must be the RNNTrace returned by rnn_forward, got tuple"):
         rnn_backward((xs, h0), grad_last=torch.ones(2, 4, dtype=torch.float64))
+
+
+def test_errors_for_non_tensor_or_integer_upstream_gradients():
+    xs, h0, W, U, b = make(2, 3, 2, 4)
+    trace = rnn_forward(xs, h0, W, U, b)
+    with pytest.raises(TypeError, match=r"rnn_backward: grad_states must be a torch.Tensor, got list"):
+        rnn_backward(trace, [[0.0]])
+    with pytest.raises(TypeError, match=r"rnn_backward: grad_last has dtype torch.int64.*float"):
+        rnn_backward(trace, grad_last=torch.ones(2, 4, dtype=torch.long))
+
+
+def test_non_contiguous_inputs_match_autograd():
+    xs, h0, W, U, b = make(3, 4, 2, 5, seed=13)
+    xs = xs.transpose(0, 1).contiguous().transpose(0, 1)      # (B, T, I) with time-major strides
+    W = W.T.contiguous().T
+    assert not xs.is_contiguous() and not W.is_contiguous()
+    leaves, states = autograd_run(xs, h0, W, U, b)
+    (torch.stack(states, dim=1) ** 2).sum().backward()
+    trace = rnn_forward(xs, h0, W, U, b)
+    assert_grads_match(rnn_backward(trace, 2 * trace.states), leaves, states)

@@ -245,3 +245,38 @@ def test_logsumexp_checks_dim():
         LogSumExp.apply(torch.ones(2, 3), 2)
     with pytest.raises(ValueError, match=r"LogSumExp: dim=0 is out of range for x of shape \(\).*shape \(1,\)"):
         LogSumExp.apply(torch.tensor(1.0), 0)
+
+
+def test_matrix_products_reject_mixed_dtypes():
+    # + and * promote float32 with float64; @ does not, and torch's own message names no argument.
+    with pytest.raises(TypeError, match=r"MatMul: the tensors must share one dtype, but a is torch.float32, b is torch.float64"):
+        MatMul.apply(torch.ones(2, 3), torch.ones(3, 2, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"Affine: the tensors must share one dtype, but x is torch.float32, "
+                                        r"W is torch.float32, b is torch.float64.*\.double\(\)"):
+        Affine.apply(torch.ones(2, 3), torch.ones(3, 2), torch.ones(2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("shape,dim", [((0,), 0), ((2, 0, 3), 1), ((3, 0), -1), ((0, 3), 1)])
+def test_logsumexp_of_an_empty_dimension_is_minus_inf_like_torch(shape, dim):
+    x = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+    out = LogSumExp.apply(x, dim)
+    torch.testing.assert_close(out, torch.logsumexp(x, dim))
+    (grad,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
+    assert grad is None or grad.shape == x.shape
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_non_contiguous_inputs_match_torch(dtype):
+    g = _gen(6)
+    a = torch.randn(4, 3, generator=g, dtype=dtype).T.requires_grad_()   # (3, 4), transposed
+    b = torch.randn(4, 1, generator=g, dtype=dtype).T.requires_grad_()   # (1, 4), broadcast over rows
+    W = torch.randn(2, 4, generator=g, dtype=dtype).T.requires_grad_()   # (4, 2), transposed
+    bias = torch.randn(2, generator=g, dtype=dtype, requires_grad=True)
+    cases = [(Mul.apply(a, b), a * b, (a, b)), (Maximum.apply(a, b), torch.maximum(a, b), (a, b)),
+             (MatMul.apply(a, W), a @ W, (a, W)), (Affine.apply(a, W, bias), a @ W + bias, (a, W, bias)),
+             (LogSumExp.apply(a, 0), torch.logsumexp(a, 0), (a,))]
+    for mine, ref, inputs in cases:
+        torch.testing.assert_close(mine, ref)
+        upstream = torch.randn(ref.shape, generator=g, dtype=dtype)
+        for m, r in zip(torch.autograd.grad(mine, inputs, upstream), torch.autograd.grad(ref, inputs, upstream)):
+            torch.testing.assert_close(m, r)

@@ -164,3 +164,38 @@ def test_bad_arguments_are_rejected():
         check_function(Sigmoid, _rand(2), name=7)
     with pytest.raises(TypeError, match=r"check_function\('Sigmoid'\): input 0 is complex"):
         check_function(Sigmoid, torch.ones(2, dtype=torch.complex128))
+
+
+def test_bad_tolerances_are_rejected_before_checking(capsys):
+    for kwargs in ({"eps": 0}, {"eps": -1e-6}, {"eps": float("nan")}, {"atol": -1.0}, {"rtol": float("inf")},
+                   {"rtol": "1e-3"}, {"eps": True}):
+        (arg, value), = kwargs.items()
+        with pytest.raises(ValueError, match=rf"check_function\('Sigmoid'\): {arg} must be a (positive|non-negative) "
+                                             rf"finite number.*defaults"):
+            check_function(Sigmoid, _rand(3), **kwargs)
+    assert capsys.readouterr().out == ""   # nothing was checked, so no row was printed
+    assert check_function(Sigmoid, _rand(3), atol=0.0, rtol=1e-6).ok   # zero tolerances are allowed
+
+
+def test_outputs_that_are_not_tensors_are_rejected():
+    with pytest.raises(TypeError, match=r"check_function\('<lambda>'\): fn must return a tensor or a tuple of "
+                                        r"tensors, but it returned float.*\.item\(\)"):
+        check_function(lambda x: x.sum().item(), _rand(3))
+    with pytest.raises(TypeError, match=r"but output 1 is NoneType"):
+        check_function(lambda x: (x * 2, None), _rand(3))
+
+
+def test_an_output_without_a_graph_is_rejected():
+    # A constant, an integer result, or a detached computation: autograd recorded nothing to check.
+    for fn in (lambda x: torch.ones(3, dtype=torch.float64), lambda x: x.argmax(), lambda x: x.detach() * 2):
+        with pytest.raises(ValueError, match=r"no output of fn requires grad.*\.detach\(\), NumPy"):
+            check_function(fn, _rand(3), name="f")
+    # ...while a non-differentiable output beside a differentiable one is fine.
+    assert check_function(lambda x: (x.exp(), x.argmax()), _rand(3), name="exp, argmax").ok
+
+
+@pytest.mark.parametrize("layout", ["transposed", "empty"])
+def test_non_contiguous_and_empty_inputs(layout):
+    x = _rand(4, 3).T if layout == "transposed" else _rand(0, 3)
+    report = check_function(Sigmoid, x)
+    assert report.ok and report.shapes == (tuple(x.shape),)

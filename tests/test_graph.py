@@ -155,6 +155,30 @@ def test_structure_is_the_same_on_every_call():
     assert _layout(first) == _layout(second)
 
 
+def test_structure_and_layout_are_the_same_in_fresh_processes():
+    # "The same on every run": nothing may depend on id() values, hashing or dict order of a process.
+    import subprocess
+    import sys
+
+    code = (
+        "import torch\n"
+        "from gradlab.graph import graph_structure, _layout\n"
+        "x, y, z, w = (torch.tensor(v, requires_grad=True) for v in (3.0, -4.0, 2.0, -1.0))\n"
+        "q = x * y\n"
+        "f = 2 * (q + torch.maximum(z, w)) + torch.sigmoid(x) * q\n"
+        "s = graph_structure(f, {'x': x, 'y': y, 'z': z, 'w': w, 'q': q})\n"
+        "print(s)\n"
+        "print(_layout(s))\n"
+    )
+    outputs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**__import__("os").environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("0", "12345")
+    }
+    assert len(outputs) == 1
+    assert "q = mul" in outputs.pop()
+
+
 # ---------------------------------------------------------------- layout
 
 def test_layout_columns_are_longest_paths_and_rows_do_not_collide():

@@ -183,3 +183,22 @@ def test_columns_f_changing_shape():
     with pytest.raises(ValueError, match=r"jacobian_by_columns: f returned shape \(2,\) at first but \(4,\) "
                                          r"during forward sweep 0.*pure function"):
         jacobian_by_columns(unstable, torch.ones(2))
+
+
+@pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__)
+def test_f_working_in_place_is_evaluated_at_x(build):
+    # f squares its argument in place: if f received x itself, later sweeps would see x**2, x**4, ...
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    J = build(lambda v: v.pow_(2), x)
+    torch.testing.assert_close(J, torch.diag(2 * x))
+    assert x.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("build", BUILDERS, ids=lambda b: b.__name__)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_non_contiguous_x(build, dtype):
+    X = torch.randn(3, 2, generator=_gen(15), dtype=dtype).T     # (2, 3), transposed
+    f = lambda X: torch.softmax(X, dim=1) * X.sum()  # noqa: E731
+    J = build(f, X)
+    assert J.dtype == dtype
+    torch.testing.assert_close(J, torch.func.jacrev(f)(X).reshape(6, 6))

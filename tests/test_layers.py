@@ -217,13 +217,41 @@ def test_mlp_loss_and_grads_matches_autograd(l2):
         close(grads[k], params[k].grad)
 
 
-def test_mlp_is_stable_with_huge_logits():
-    params = L.init_mlp([2, 4, 3], generator=gen(2))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mlp_is_stable_with_huge_logits(dtype):
+    params = L.init_mlp([2, 4, 3], generator=gen(2), dtype=dtype)
     params["W2"] = params["W2"] * 1000  # logits in the hundreds or thousands
-    x = torch.randn(5, 2, generator=gen(3), dtype=torch.float64)
+    x = torch.randn(5, 2, generator=gen(3), dtype=dtype)
     labels = torch.tensor([0, 1, 2, 0, 1])
     loss, grads = L.mlp_loss_and_grads(x, labels, params)
     assert torch.isfinite(loss) and all(torch.isfinite(v).all() for v in grads.values())
+    leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+    logits, _ = L.mlp_forward(x, leaves)
+    assert logits.abs().max() > 100
+    reference = F.cross_entropy(logits, labels)
+    reference.backward()
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else {}
+    close(loss.detach(), reference.detach(), **tol)
+    for k in params:
+        close(grads[k], leaves[k].grad, **tol)
+
+
+def test_float32_and_non_contiguous_inputs_match_autograd():
+    g = gen(21)
+    x = torch.randn(3, 4, generator=g).T.requires_grad_()          # (4, 3), transposed, float32
+    W = torch.randn(2, 3, generator=g).T.requires_grad_()          # (3, 2), transposed
+    b = torch.randn(2, generator=g, requires_grad=True)
+    out, lin = L.linear_forward(x, W, b)
+    act, tc = L.tanh_forward(out)
+    labels = torch.tensor([1, 0, 1, 1])
+    loss, sc = L.softmax_cross_entropy_forward(act, labels)
+    loss.backward()
+    dact = L.softmax_cross_entropy_backward(sc)
+    dout, _ = L.tanh_backward(dact, tc)
+    dx, grads = L.linear_backward(dout, lin)
+    assert dx.dtype == grads["W"].dtype == torch.float32
+    for mine, ref in ((dx, x.grad), (grads["W"], W.grad), (grads["b"], b.grad)):
+        close(mine, ref, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ errors
@@ -314,3 +342,63 @@ def test_mlp_errors():
         L.mlp_backward(torch.zeros(5, 4, dtype=torch.float64), cache)
     with pytest.raises(ValueError, match=r"l2 must be a finite number >= 0.*-1"):
         L.mlp_loss_and_grads(torch.zeros(5, 2, dtype=torch.float64), torch.zeros(5, dtype=torch.long), params, l2=-1)
+
+
+def test_dtype_mismatches_are_named():
+    x64, W, b = torch.zeros(4, 3, dtype=torch.float64), torch.zeros(3, 2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    _, cache = L.linear_forward(x64, W, b)
+    with pytest.raises(TypeError, match=r"linear_backward: dout has dtype torch.float32, but the forward pass ran in "
+                                        r"torch.float64.*dout.to\(torch.float64\)"):
+        L.linear_backward(torch.zeros(4, 2), cache)
+    with pytest.raises(TypeError, match=r"mse_forward: the tensors must share one dtype, but pred is torch.float32, "
+                                        r"target is torch.float64"):
+        L.mse_forward(torch.zeros(3), torch.zeros(3, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"bce_with_logits_forward: the tensors must share one dtype.*logits is torch.float64"):
+        L.bce_with_logits_forward(torch.zeros(3, dtype=torch.float64), torch.zeros(3))
+    params = L.init_mlp([2, 4, 3], generator=gen(0))
+    with pytest.raises(TypeError, match=r"mlp_forward: x has dtype torch.float32 but the parameters have torch.float64 "
+                                        r"\(init_mlp makes float64 by default\)"):
+        L.mlp_forward(torch.zeros(5, 2), params)
+    mixed = dict(params, W2=params["W2"].float(), b2=params["b2"].float())
+    with pytest.raises(TypeError, match=r"all parameters must share one dtype, got W1 torch.float64, b1 torch.float64, "
+                                        r"W2 torch.float32, b2 torch.float32"):
+        L.mlp_forward(torch.zeros(5, 2, dtype=torch.float64), mixed)
+    _, mlp_cache = L.mlp_forward(torch.zeros(5, 2, dtype=torch.float64), params)
+    with pytest.raises(TypeError, match=r"mlp_backward: dlogits has dtype torch.float32, but the forward pass ran in torch.float64"):
+        L.mlp_backward(torch.zeros(5, 3), mlp_cache)
+
+
+def test_remaining_argument_errors():
+    g = gen(0)
+    params = L.init_mlp([2, 4, 3], generator=g)
+    x = torch.zeros(5, 2, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"sizes must list at least two positive integers.*got 3"):
+        L.init_mlp(3, generator=g)
+    with pytest.raises(ValueError, match=r"sizes must list at least two positive integers.*got '23'"):
+        L.init_mlp("23", generator=g)
+    for dtype in ("float64", torch.int64):
+        with pytest.raises(TypeError, match=r"init_mlp: dtype must be a floating-point torch dtype"):
+            L.init_mlp([2, 3], generator=g, dtype=dtype)
+    with pytest.raises(TypeError, match=r"mlp_forward: params must be a dict.*got list"):
+        L.mlp_forward(x, [params["W1"]])
+    with pytest.raises(ValueError, match=r"W1 must be \(D_in, D_out\) and b1 \(D_out,\), got W1 \(2, 4\), b1 \(3,\)"):
+        L.mlp_forward(x, dict(params, b1=torch.zeros(3, dtype=torch.float64)))
+    with pytest.raises(TypeError, match=r"mlp_forward: b1 must be a torch.Tensor, got list"):
+        L.mlp_forward(x, dict(params, b1=[0.0] * 4))
+    for activation in (None, 3):
+        with pytest.raises(TypeError, match=r"activation must be a name from \['relu', 'sigmoid', 'tanh'\]"):
+            L.mlp_forward(x, params, activation)
+    with pytest.raises(ValueError, match=r"targets must be probabilities.*1 of the 3 targets are NaN"):
+        L.bce_with_logits_forward(torch.zeros(3), torch.tensor([0.0, float("nan"), 1.0]))
+    with pytest.raises(TypeError, match=r"labels must be integer class indices.*torch.bool"):
+        L.softmax_cross_entropy_forward(torch.zeros(2, 3), torch.tensor([True, False]))
+    with pytest.raises(ValueError, match=r"lam must be a finite number >= 0.*'a'"):
+        L.l2_penalty_forward(torch.zeros(2), "a")
+    with pytest.raises(ValueError, match=r"l2 must be a finite number >= 0.*inf"):
+        L.mlp_loss_and_grads(x, torch.zeros(5, dtype=torch.long), params, l2=float("inf"))
+    _, cache = L.linear_forward(torch.zeros(1, 2), torch.zeros(2, 2), torch.zeros(2))
+    for backward in (L.mse_backward, L.bce_with_logits_backward, L.l2_penalty_backward, L.softmax_cross_entropy_backward):
+        with pytest.raises(ValueError, match=r"this cache was made by linear_forward"):
+            backward(cache)
+    with pytest.raises(TypeError, match=r"mlp_backward: cache must be the dict returned by mlp_forward, got NoneType"):
+        L.mlp_backward(torch.zeros(1, 2), None)

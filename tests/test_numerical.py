@@ -37,10 +37,42 @@ def test_documented_accuracy_on_a_smooth_function():
     assert rel < 1e-8
 
 
-def test_inputs_are_not_modified():
-    x = torch.tensor([1.0, 2.0])
-    numerical_grad(lambda v: (v ** 2).sum(), x)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_inputs_are_not_modified_even_while_f_runs(dtype):
+    x = torch.tensor([1.0, 2.0], dtype=dtype)   # float64: no dtype conversion makes the copy for us
+    seen = []
+
+    def f(v):
+        seen.append(x.tolist())                  # the caller's tensor, observed during every call
+        return (v ** 2).sum()
+
+    numerical_grad(f, x)
     assert x.tolist() == [1.0, 2.0]
+    assert all(s == [1.0, 2.0] for s in seen) and len(seen) == 5   # 1 check + 2 calls per element
+
+
+def test_f_working_in_place_does_not_corrupt_the_estimate():
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    (g,) = numerical_grad(lambda v: v.mul_(v).sum(), x)   # v**2, computed in place
+    assert compare_tensors("in place", g, 2 * x, rtol=1e-8).ok
+    assert x.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("make", [lambda t: t.T, lambda t: t[:, ::2], lambda t: t[:1, :1].expand(3, 4)],
+                         ids=["transposed", "strided", "expanded"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_non_contiguous_inputs(make, dtype):
+    base = torch.arange(12.0, dtype=dtype).reshape(3, 4) / 7
+    x = make(base)
+    w = torch.linspace(-1.0, 1.0, x.numel(), dtype=torch.float64).reshape(x.shape)
+    (g,) = numerical_grad(lambda v: (w * torch.sin(v)).sum(), x)
+    assert g.shape == x.shape
+    assert compare_tensors("strided", g, w * torch.cos(x.double()), rtol=1e-8).ok
+
+
+def test_empty_input_gives_an_empty_gradient():
+    (g,) = numerical_grad(lambda v: v.sum() + 1.0, torch.zeros(0, 3))
+    assert g.shape == (0, 3) and g.dtype == torch.float64
 
 
 def test_at_a_kink_gives_the_average_slope():
@@ -63,9 +95,23 @@ def test_bad_arguments():
         numerical_grad(lambda v: v.sum(), [1.0, 2.0])
     with pytest.raises(ValueError, match="at least one input"):
         numerical_grad(lambda: torch.tensor(1.0))
-    with pytest.raises(ValueError, match="eps must be a positive"):
-        numerical_grad(lambda v: v.sum(), torch.ones(1), eps=0)
+    for eps in (0, -1e-6, float("inf"), float("nan"), "1e-6", True):
+        with pytest.raises(ValueError, match="eps must be a positive number"):
+            numerical_grad(lambda v: v.sum(), torch.ones(1), eps=eps)
     with pytest.raises(TypeError, match="f must be a function"):
         numerical_grad(3, torch.ones(1))
     with pytest.raises(TypeError, match="value returned by f must be a torch.Tensor"):
         numerical_grad(lambda v: 1.0, torch.ones(1))
+    with pytest.raises(TypeError, match="input 0 is complex"):
+        numerical_grad(lambda v: v.abs().sum(), torch.ones(2, dtype=torch.complex64))
+
+
+def test_float32_tensor_captured_by_f_gets_a_hint():
+    W32 = torch.ones(2, 3)   # float32, while f receives float64 copies of x
+    with pytest.raises(RuntimeError) as info:
+        numerical_grad(lambda v: (v @ W32).sum(), torch.ones(4, 2))
+    assert any("float64 copies of the inputs" in note and ".double()" in note
+               for note in getattr(info.value, "__notes__", []))
+    with pytest.raises(RuntimeError, match="cannot be multiplied") as other:   # other errors: untouched
+        numerical_grad(lambda v: (v @ torch.ones(3, 1, dtype=torch.float64)).sum(), torch.ones(4, 2))
+    assert not getattr(other.value, "__notes__", [])

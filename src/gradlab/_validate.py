@@ -37,3 +37,15 @@ def require_floating(t: torch.Tensor, what: str) -> torch.Tensor:
 def require_same_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str, hint: str) -> None:
     if a.shape != b.shape:
         raise ValueError(f"shape mismatch: {a_name} has shape {shape_str(a)} but {b_name} has shape {shape_str(b)}. {hint}")
+
+
+def require_float_tensor(value, what: str) -> torch.Tensor:
+    """A real floating-point tensor, or a ``TypeError`` that names ``what``."""
+    return require_floating(require_tensor(value, what), what)
+
+
+def require_same_dtype(fn: str, *named: tuple[str, torch.Tensor]) -> None:
+    """All ``(name, tensor)`` pairs share one dtype, or a ``TypeError`` that lists them."""
+    if len({t.dtype for _, t in named}) > 1:
+        listing = ", ".join(f"{name} is {t.dtype}" for name, t in named)
+        raise TypeError(f"{fn}: the tensors must share one dtype, but {listing}. Convert them, e.g. with .double().")

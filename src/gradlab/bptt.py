@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ._validate import require_floating, require_tensor, shape_str
+from ._printed import format_shape
+from ._validate import require_float_tensor, shape_str
 
 __all__ = ["RNNTrace", "RNNGrads", "rnn_forward", "rnn_backward"]
 
@@ -89,7 +90,7 @@ class RNNGrads:
 def _check_inputs(xs, h0, W, U, b) -> None:
     named = {"xs": xs, "h0": h0, "W": W, "U": U, "b": b}
     for name, t in named.items():
-        require_floating(require_tensor(t, f"rnn_forward: {name}"), f"rnn_forward: {name}")
+        require_float_tensor(t, f"rnn_forward: {name}")
     dtypes = {t.dtype for t in named.values()}
     if len(dtypes) > 1:
         listing = ", ".join(f"{n} {t.dtype}" for n, t in named.items())
@@ -162,9 +163,9 @@ def rnn_backward(trace: RNNTrace, grad_states: torch.Tensor | None = None, *,
                                  ("grad_last", grad_last, (B, H), "(B, H), like trace.last")):
         if g is None:
             continue
-        require_floating(require_tensor(g, f"rnn_backward: {name}"), f"rnn_backward: {name}")
+        require_float_tensor(g, f"rnn_backward: {name}")
         if g.shape != shape:
-            raise ValueError(f"rnn_backward: {name} must have shape {what} = {shape_str(torch.empty(shape))}, "
+            raise ValueError(f"rnn_backward: {name} must have shape {what} = {format_shape(shape)}, "
                              f"got {shape_str(g)}.")
         if g.dtype != states.dtype:
             raise TypeError(f"rnn_backward: {name} has dtype {g.dtype} but the trace has {states.dtype}; "

@@ -1,19 +1,23 @@
 """Compare a hand-derived gradient with autograd's, and print one machine-stable row.
 
 The row never shows full-precision differences (they change with thread count and BLAS):
-an agreeing gradient prints the tolerance it met, a disagreeing one prints its error to one
-significant digit.
+an agreeing gradient prints the tolerance it met, a disagreeing one prints its relative error to
+two significant digits (``5.0e-01``); a NaN or infinite difference prints as ``inf``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from ._printed import PrintedResult, format_shape
-from ._validate import require_floating, require_same_shape, require_tensor, shape_str
+from ._validate import require_float_tensor, require_same_shape, require_tensor, shape_str
 
-#: Relative tolerance by dtype: max |manual - reference| must be within ``RTOL * max |reference|``.
+__all__ = ["RTOL", "Comparison", "compare", "compare_tensors"]
+
+#: Relative tolerance by dtype: max |manual - reference| must be within ``RTOL`` times the larger of
+#: max |manual| and max |reference|; when the two dtypes differ, the looser tolerance applies.
 RTOL = {
     torch.float64: 1e-10,
     torch.float32: 1e-5,
@@ -48,8 +52,9 @@ class Comparison(PrintedResult):
 
 def _tolerance(*tensors: torch.Tensor, rtol: float | None) -> float:
     if rtol is not None:
-        if not rtol > 0:
-            raise ValueError(f"rtol must be positive, got {rtol!r}.")
+        if isinstance(rtol, bool) or not isinstance(rtol, (int, float)) or not (math.isfinite(rtol) and rtol > 0):
+            raise ValueError(f"rtol must be positive and finite (a relative tolerance such as 1e-6), got {rtol!r}; "
+                             f"or leave it out to use the default for the dtype (see gradlab.checking.RTOL).")
         return float(rtol)
     return max(RTOL.get(t.dtype, 1e-5) for t in tensors)
 
@@ -61,7 +66,7 @@ def _measure(actual: torch.Tensor, expected: torch.Tensor):
     same_inf = torch.isinf(a) & torch.isinf(e) & (a == e)
     diff = (a - e).abs()
     diff = torch.where(both_nan | same_inf, torch.zeros_like(diff), diff)
-    diff = torch.nan_to_num(diff, nan=float("inf"))
+    diff = torch.where(torch.isnan(diff), torch.full_like(diff, float("inf")), diff)  # NaN vs a number: infinitely wrong
     finite = lambda t: torch.where(torch.isfinite(t), t.abs(), torch.zeros_like(t))  # noqa: E731
     scale = max(finite(a).max().item() if a.numel() else 0.0,
                 finite(e).max().item() if e.numel() else 0.0,
@@ -85,8 +90,8 @@ def compare_tensors(name: str, actual, expected, *, rtol: float | None = None,
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string label for the row, got {type(name).__name__}.")
-    require_floating(require_tensor(actual, f"compare({name!r}): the manual value"), f"compare({name!r}): the manual value")
-    require_floating(require_tensor(expected, f"compare({name!r}): {what}"), f"compare({name!r}): {what}")
+    require_float_tensor(actual, f"compare({name!r}): the manual value")
+    require_float_tensor(expected, f"compare({name!r}): {what}")
     require_same_shape(actual, "the manual value", expected, what,
                        "A gradient has exactly the shape of its variable: sum over broadcast "
                        "dimensions, or reshape, before comparing.")
@@ -125,6 +130,8 @@ def compare(name: str, manual, tensor, *, rtol: float | None = None,
     :data:`RTOL`); pass ``rtol`` to override it, or ``raise_on_mismatch=False`` to show a
     deliberately wrong gradient without stopping.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string label for the row, got {type(name).__name__}.")
     require_tensor(tensor, f"compare({name!r}): the tensor whose .grad is the reference")
     # Reading .grad of a non-leaf that does not retain it makes torch warn; we explain instead.
     grad = tensor.grad if (tensor.is_leaf or tensor.retains_grad) else None

@@ -12,9 +12,13 @@ import torch
 
 from ._printed import PrintedResult
 
+__all__ = ["fingerprint", "check", "CheckResult"]
+
 
 def _flatten(value) -> list[float]:
     if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise TypeError(f"an answer must be real, got a complex tensor ({value.dtype}); pass its .real or .abs().")
         return [float(v) for v in value.detach().reshape(-1).tolist()]
     if isinstance(value, (list, tuple)):
         out: list[float] = []
@@ -22,12 +26,24 @@ def _flatten(value) -> list[float]:
             out.extend(_flatten(v))
         return out
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"an answer must be a number, a tensor, or a list/tuple of them; got {type(value).__name__}.")
+        raise TypeError(f"an answer must be a number, a tensor, or a list/tuple of them; got {type(value).__name__}. "
+                        f"Convert NumPy values with .tolist(), and text with float(...).")
     return [float(value)]
 
 
+def _check_decimals(decimals) -> int:
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 12:
+        raise ValueError(f"decimals must be an int from 0 to 12 (how many decimals are compared), got {decimals!r}.")
+    return decimals
+
+
 def fingerprint(value, decimals: int = 4) -> str:
-    """A 16-hex-digit hash of ``value`` (number, tensor, or nested list/tuple) rounded to ``decimals``."""
+    """A 16-hex-digit hash of ``value`` (number, tensor, or nested list/tuple) rounded to ``decimals``.
+
+    Only the values count, flattened in row-major order: ``[[1, 2]]``, ``[1, 2]`` and
+    ``torch.tensor([1., 2.])`` share a fingerprint.
+    """
+    _check_decimals(decimals)
     parts = []
     for v in _flatten(value):
         if not math.isfinite(v):
@@ -51,8 +67,10 @@ class CheckResult(PrintedResult):
 def check(answer, expected_fingerprint: str, decimals: int = 4) -> CheckResult:
     """Print whether ``answer`` matches the stored fingerprint; the result is truthy if it does.
 
-    ``None`` means "not answered yet" and prints how to proceed.
+    ``None`` means "not answered yet" and prints how to proceed. ``decimals`` must be the value
+    the fingerprint was made with (4 by default).
     """
+    _check_decimals(decimals)
     if not (isinstance(expected_fingerprint, str) and len(expected_fingerprint) == 16):
         raise ValueError("expected_fingerprint must be the 16-character string that fingerprint() returns "
                          f"for the right answer, got {expected_fingerprint!r}.")

@@ -21,13 +21,9 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import require_floating, require_tensor, shape_str
+from ._validate import require_float_tensor, require_same_dtype, shape_str
 
 __all__ = ["Add", "Mul", "Exp", "ReLU", "Sigmoid", "Maximum", "MatMul", "Affine", "LogSumExp"]
-
-
-def _floating(value, what: str) -> torch.Tensor:
-    return require_floating(require_tensor(value, what), what)
 
 
 def _broadcastable(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str, op: str) -> None:
@@ -50,8 +46,8 @@ class Add(torch.autograd.Function):
 
     @staticmethod
     def forward(a, b):
-        _floating(a, "Add: a")
-        _floating(b, "Add: b")
+        require_float_tensor(a, "Add: a")
+        require_float_tensor(b, "Add: b")
         _broadcastable(a, "a", b, "b", "Add")
         return a + b
 
@@ -77,8 +73,8 @@ class Mul(torch.autograd.Function):
 
     @staticmethod
     def forward(a, b):
-        _floating(a, "Mul: a")
-        _floating(b, "Mul: b")
+        require_float_tensor(a, "Mul: a")
+        require_float_tensor(b, "Mul: b")
         _broadcastable(a, "a", b, "b", "Mul")
         return a * b
 
@@ -99,7 +95,7 @@ class Exp(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        _floating(x, "Exp: x")
+        require_float_tensor(x, "Exp: x")
         return torch.exp(x)
 
     @staticmethod
@@ -121,7 +117,7 @@ class ReLU(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        _floating(x, "ReLU: x")
+        require_float_tensor(x, "ReLU: x")
         return torch.relu(x)
 
     @staticmethod
@@ -143,7 +139,7 @@ class Sigmoid(torch.autograd.Function):
 
     @staticmethod
     def forward(x):
-        _floating(x, "Sigmoid: x")
+        require_float_tensor(x, "Sigmoid: x")
         return torch.sigmoid(x)
 
     @staticmethod
@@ -165,8 +161,8 @@ class Maximum(torch.autograd.Function):
 
     @staticmethod
     def forward(a, b):
-        _floating(a, "Maximum: a")
-        _floating(b, "Maximum: b")
+        require_float_tensor(a, "Maximum: a")
+        require_float_tensor(b, "Maximum: b")
         _broadcastable(a, "a", b, "b", "Maximum")
         return torch.maximum(a, b)
 
@@ -196,14 +192,15 @@ class MatMul(torch.autograd.Function):
 
     @staticmethod
     def forward(a, b):
-        _floating(a, "MatMul: a")
-        _floating(b, "MatMul: b")
+        require_float_tensor(a, "MatMul: a")
+        require_float_tensor(b, "MatMul: b")
         for t, name, form in ((a, "a", "(n, k)"), (b, "b", "(k, m)")):
             if t.dim() < 2:
                 raise ValueError(
                     f"MatMul: {name} has shape {shape_str(t)}, but both inputs need at least 2 dimensions "
                     f"({name} as {form}). Make a vector a row with v[None, :] or a column with v[:, None]."
                 )
+        require_same_dtype("MatMul", ("a", a), ("b", b))   # @ does not promote dtypes, unlike + and *
         if a.shape[-1] != b.shape[-2]:
             raise ValueError(
                 f"MatMul: a has shape {shape_str(a)} and b has shape {shape_str(b)}; the last dimension of a "
@@ -240,9 +237,9 @@ class Affine(torch.autograd.Function):
 
     @staticmethod
     def forward(x, W, b):
-        _floating(x, "Affine: x")
-        _floating(W, "Affine: W")
-        _floating(b, "Affine: b")
+        require_float_tensor(x, "Affine: x")
+        require_float_tensor(W, "Affine: W")
+        require_float_tensor(b, "Affine: b")
         if x.dim() != 2 or W.dim() != 2 or b.dim() != 1:
             raise ValueError(
                 f"Affine: expected x of shape (N, d_in), W of shape (d_in, d_out) and b of shape (d_out,), "
@@ -254,6 +251,7 @@ class Affine(torch.autograd.Function):
                 f"Affine: shapes do not fit: x {shape_str(x)}, W {shape_str(W)}, b {shape_str(b)}; need "
                 f"x.shape[1] == W.shape[0] (d_in) and W.shape[1] == b.shape[0] (d_out)."
             )
+        require_same_dtype("Affine", ("x", x), ("W", W), ("b", b))
         return x @ W + b
 
     @staticmethod
@@ -274,14 +272,15 @@ class LogSumExp(torch.autograd.Function):
     """``log(sum(exp(x), dim))`` computed stably: ``LogSumExp.apply(x, dim)``; ``dim`` removed.
 
     Forward shifts by the maximum ``m`` along ``dim``, ``m + log(sum(exp(x - m)))``, so no
-    exponential overflows (entries of ``-inf``, e.g. masked logits, are allowed). Backward:
+    exponential overflows (entries of ``-inf``, e.g. masked logits, are allowed; an empty ``dim``
+    gives ``-inf``, like ``torch.logsumexp``). Backward:
     ``grad_output * softmax(x, dim)``, computed as ``exp(x - out)`` from the saved input and output.
     ``dim`` is an int, which gets no gradient (``None``).
     """
 
     @staticmethod
     def forward(x, dim):
-        _floating(x, "LogSumExp: x")
+        require_float_tensor(x, "LogSumExp: x")
         if isinstance(dim, bool) or not isinstance(dim, int):
             raise TypeError(f"LogSumExp: dim must be an int (the dimension to reduce), got {type(dim).__name__}.")
         if x.dim() == 0 or not -x.dim() <= dim < x.dim():
@@ -289,8 +288,11 @@ class LogSumExp(torch.autograd.Function):
                 f"LogSumExp: dim={dim} is out of range for x of shape {shape_str(x)}; use a dimension "
                 f"between {-max(x.dim(), 1)} and {max(x.dim(), 1) - 1} (reshape a scalar to shape (1,) first)."
             )
-        m = x.amax(dim=dim, keepdim=True)
-        m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))   # all -inf (or an inf): shift by 0
+        if x.shape[dim] == 0:   # the log of an empty sum: -inf, as torch.logsumexp gives
+            m = x.new_zeros(x.shape[:dim % x.dim()] + (1,) + x.shape[dim % x.dim() + 1:])
+        else:
+            m = x.amax(dim=dim, keepdim=True)
+            m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))   # all -inf (or an inf): shift by 0
         return (m + torch.log(torch.exp(x - m).sum(dim=dim, keepdim=True))).squeeze(dim)
 
     @staticmethod

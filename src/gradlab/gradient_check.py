@@ -10,6 +10,7 @@ and, for a failure, torch's one-line reason. The full report stays available as 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -67,7 +68,6 @@ class GradcheckReport(PrintedResult):
         return line
 
 
-
 def _reason(err: BaseException) -> str:
     """torch's first line, without numbers that vary (GradcheckError puts its Jacobians after it)."""
     lines = str(err).strip().splitlines()
@@ -99,6 +99,33 @@ def _prepare(inputs: tuple, name: str) -> tuple[list, list[tuple]]:
             f"a = torch.randn(3, dtype=torch.float64)."
         )
     return prepared, shapes
+
+
+def _check_tolerances(name: str, eps, atol, rtol) -> None:
+    for arg, value, positive in (("eps", eps, True), ("atol", atol, False), ("rtol", rtol, False)):
+        ok = (not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+              and (value > 0 if positive else value >= 0))
+        if not ok:
+            need = "a positive" if positive else "a non-negative"
+            raise ValueError(f"check_function({name!r}): {arg} must be {need} finite number, got {value!r}; "
+                             f"the defaults (eps=1e-6, atol=1e-5, rtol=1e-3) suit float64.")
+
+
+def _check_outputs(out, name: str) -> None:
+    """The forward pass must return tensors, at least one of which autograd can differentiate."""
+    outputs = out if isinstance(out, (tuple, list)) else (out,)
+    for k, o in enumerate(outputs):
+        if not isinstance(o, torch.Tensor):
+            where = f"output {k} is" if isinstance(out, (tuple, list)) else "it returned"
+            raise TypeError(f"check_function({name!r}): fn must return a tensor or a tuple of tensors, but {where} "
+                            f"{type(o).__name__}. Return torch tensors (no .item(), .tolist() or NumPy).")
+    if not any(o.requires_grad for o in outputs):
+        raise ValueError(
+            f"check_function({name!r}): no output of fn requires grad, so there is no backward pass to check. "
+            f"The output does not depend on the floating-point inputs through autograd: it is a constant, an "
+            f"integer result, or was computed with .detach(), NumPy or under torch.no_grad(). Build it from the "
+            f"inputs with torch operations, or inside a torch.autograd.Function."
+        )
 
 
 def _double_backward_error(call: Callable, prepared: list) -> Exception | None:
@@ -140,6 +167,8 @@ def check_function(fn, *inputs, name: str | None = None, second_order: bool = Tr
     ``torch.autograd.gradgradcheck`` (``eps``, ``atol``, ``rtol`` are passed to both). Returns a
     :class:`GradcheckReport`; raises ``AssertionError`` naming the function and the failed check
     unless ``raise_on_failure=False``. Choose inputs away from kinks (ReLU at 0, ties in a max).
+    Raises ``TypeError`` / ``ValueError`` before checking anything when there is nothing to check:
+    no floating-point input, an output that is not a tensor, or no output that requires grad.
     """
     if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
         call: Callable = fn.apply
@@ -154,9 +183,11 @@ def check_function(fn, *inputs, name: str | None = None, second_order: bool = Tr
         name = default_name
     if not isinstance(name, str):
         raise TypeError(f"check_function: name must be a string label for the row, got {type(name).__name__}.")
+    _check_tolerances(name, eps, atol, rtol)
     prepared, shapes = _prepare(inputs, name)
 
-    call(*prepared)   # a forward pass first: an error here is the caller's to see, unchanged
+    # A forward pass first: an error here is the caller's to see, unchanged.
+    _check_outputs(call(*prepared), name)
     kwargs = dict(eps=eps, atol=atol, rtol=rtol, raise_exception=True)
     first, second, reason, detail, failed_err = "ok", ("ok" if second_order else "off"), "", "", None
     try:

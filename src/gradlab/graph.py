@@ -20,6 +20,8 @@ import torch
 
 from ._validate import require_tensor, shape_str
 
+__all__ = ["GraphNode", "GraphEdge", "GraphStructure", "graph_structure", "draw_graph"]
+
 #: Readable names for operations whose snake_case class name reads worse than the math.
 _OP_ALIASES = {"maximum": "max", "minimum": "min"}
 

@@ -68,14 +68,15 @@ def jacobian_by_rows(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor)
     Runs ``f`` once, then for each output ``i`` asks ``torch.autograd.grad`` for the
     vector-Jacobian product ``e_i^T J``, which is row ``i``. Outputs that do not depend on ``x``
     give rows of zeros, as in ``torch.autograd.functional.jacobian``. The dtype is the promotion
-    of ``x``'s and ``f(x)``'s; ``x`` itself is not modified and its ``.grad`` is left alone.
+    of ``x``'s and ``f(x)``'s; ``x`` itself is not modified and its ``.grad`` is left alone (``f``
+    gets a copy, so it may even work in place).
     """
     who = "jacobian_by_rows"
     _check_f(f, who)
     # Record a graph even when called under torch.no_grad() or torch.inference_mode().
     with torch.inference_mode(False), torch.enable_grad():
         x0 = _check_x(x, who).requires_grad_(True)
-        y = _check_output(f(x0), x, who)
+        y = _check_output(f(x0.clone()), x, who)   # a clone: f may work in place without touching x0
         m, n = y.numel(), x0.numel()
         jac = torch.zeros(m, n, dtype=_result_dtype(x0, y), device=x0.device)
         if not y.requires_grad:          # f(x) does not depend on x: the Jacobian is zero
@@ -106,14 +107,14 @@ def jacobian_by_columns(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
     _check_f(f, who)
     x0 = _check_x(x, who)
     with torch.no_grad():
-        y = _check_output(f(x0), x, who)
+        y = _check_output(f(x0.clone()), x, who)   # clones here and below: an in-place f must not move x0
     m, n = y.numel(), x0.numel()
     jac = torch.zeros(m, n, dtype=_result_dtype(x0, y), device=x0.device)
     flat_tangent = torch.zeros(n, dtype=x0.dtype, device=x0.device)
     for j in range(n):
         flat_tangent.zero_()
         flat_tangent[j] = 1
-        _, column = torch.func.jvp(f, (x0,), (flat_tangent.reshape(x0.shape).clone(),))
+        _, column = torch.func.jvp(f, (x0.clone(),), (flat_tangent.reshape(x0.shape).clone(),))
         if not isinstance(column, torch.Tensor) or column.numel() != m:
             got = shape_str(column) if isinstance(column, torch.Tensor) else type(column).__name__
             raise ValueError(

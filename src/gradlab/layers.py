@@ -12,6 +12,9 @@ One convention for everything in this module
   0-dim tensor averaged over the batch (over every element for MSE and BCE), and
   ``<loss>_backward(cache)`` returns dL/d(prediction). The upstream gradient of a loss is 1.
   :func:`l2_penalty_forward` follows the same pattern for a penalty on one weight tensor.
+* **One dtype.** The tensors a layer, a loss or the MLP takes share one floating dtype (labels
+  excepted), and so does the upstream gradient of a linear layer or of the MLP; mixing them raises a
+  ``TypeError`` that names them.
 * **The MLP** uses the same shape of API: :func:`mlp_forward` returns ``(logits, cache)`` and
   :func:`mlp_backward` returns ``(dx, grads)`` with one gradient per parameter, keyed like the
   parameter dict (``"W1"``, ``"b1"``, ``"W2"``, ...).
@@ -27,7 +30,9 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from ._validate import require_floating, require_same_shape, require_tensor, shape_str
+from ._printed import format_shape
+from ._validate import (require_float_tensor, require_same_dtype, require_same_shape, require_tensor,
+                        shape_str)
 
 __all__ = [
     "linear_forward", "linear_backward",
@@ -44,10 +49,6 @@ __all__ = [
 
 # --------------------------------------------------------------------------------------------------
 # argument checks
-
-
-def _float_tensor(value, what: str) -> torch.Tensor:
-    return require_floating(require_tensor(value, what), what)
 
 
 def _require_batch(t: torch.Tensor, what: str, features: str = "D") -> None:
@@ -71,23 +72,20 @@ def _require_cache(cache, op: str, fn: str) -> Mapping:
     return cache
 
 
-def _require_upstream(dout, cache: Mapping, fn: str, name: str = "dout") -> torch.Tensor:
-    dout = _float_tensor(dout, f"{fn}: {name}")
+def _require_upstream(dout, cache: Mapping, fn: str, name: str = "dout",
+                      dtype: torch.dtype | None = None) -> torch.Tensor:
+    dout = require_float_tensor(dout, f"{fn}: {name}")
     if tuple(dout.shape) != cache["out_shape"]:
-        dims = cache["out_shape"]
-        expected = "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"
         raise ValueError(
-            f"{fn}: {name} has shape {shape_str(dout)}, but the forward output had shape {expected}. "
-            f"The upstream gradient dL/d(out) always has the shape of out."
+            f"{fn}: {name} has shape {shape_str(dout)}, but the forward output had shape "
+            f"{format_shape(cache['out_shape'])}. The upstream gradient dL/d(out) always has the shape of out."
+        )
+    if dtype is not None and dout.dtype != dtype:
+        raise TypeError(
+            f"{fn}: {name} has dtype {dout.dtype}, but the forward pass ran in {dtype}. "
+            f"Give the upstream gradient the dtype of the forward output, e.g. {name}.to({dtype})."
         )
     return dout
-
-
-def _same_dtype(*named: tuple[str, torch.Tensor], fn: str) -> None:
-    dtypes = {t.dtype for _, t in named}
-    if len(dtypes) > 1:
-        listing = ", ".join(f"{name} is {t.dtype}" for name, t in named)
-        raise TypeError(f"{fn}: the tensors must share one dtype, but {listing}. Convert them, e.g. with .double().")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -101,7 +99,7 @@ def linear_forward(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor):
     The cache keeps ``x`` and ``W``.
     """
     fn = "linear_forward"
-    x, W, b = _float_tensor(x, f"{fn}: x"), _float_tensor(W, f"{fn}: W"), _float_tensor(b, f"{fn}: b")
+    x, W, b = require_float_tensor(x, f"{fn}: x"), require_float_tensor(W, f"{fn}: W"), require_float_tensor(b, f"{fn}: b")
     _require_batch(x, f"{fn}: x", "D_in")
     if W.dim() != 2:
         raise ValueError(f"{fn}: W must have shape (D_in, D_out), got {shape_str(W)}.")
@@ -115,7 +113,7 @@ def linear_forward(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor):
             f"{fn}: b must have shape ({W.shape[1]},), one bias per output feature of W {shape_str(W)}, "
             f"got {shape_str(b)}."
         )
-    _same_dtype(("x", x), ("W", W), ("b", b), fn=fn)
+    require_same_dtype(fn, ("x", x), ("W", W), ("b", b))
     out = x @ W + b
     return out, {"op": "linear", "x": x, "W": W, "out_shape": tuple(out.shape)}
 
@@ -127,7 +125,7 @@ def linear_backward(dout: torch.Tensor, cache: Mapping):
     ``b`` was added to every row, so its gradient sums over the batch.
     """
     cache = _require_cache(cache, "linear", "linear_backward")
-    dout = _require_upstream(dout, cache, "linear_backward")
+    dout = _require_upstream(dout, cache, "linear_backward", dtype=cache["W"].dtype)
     with torch.no_grad():
         x, W = cache["x"], cache["W"]
         return dout @ W.T, {"W": x.T @ dout, "b": dout.sum(0)}
@@ -139,7 +137,7 @@ def linear_backward(dout: torch.Tensor, cache: Mapping):
 
 def relu_forward(x: torch.Tensor):
     """``out = max(x, 0)`` element-wise; any shape. The cache keeps the mask ``x > 0``."""
-    x = _float_tensor(x, "relu_forward: x")
+    x = require_float_tensor(x, "relu_forward: x")
     out = torch.relu(x)
     return out, {"op": "relu", "mask": (x > 0).detach(), "out_shape": tuple(out.shape)}
 
@@ -158,7 +156,7 @@ def relu_backward(dout: torch.Tensor, cache: Mapping):
 
 def sigmoid_forward(x: torch.Tensor):
     """``out = 1 / (1 + exp(-x))`` element-wise; any shape. The cache keeps ``out``."""
-    x = _float_tensor(x, "sigmoid_forward: x")
+    x = require_float_tensor(x, "sigmoid_forward: x")
     out = torch.sigmoid(x)  # stable for large |x|: never exp() of a large positive number
     return out, {"op": "sigmoid", "out": out.detach(), "out_shape": tuple(out.shape)}
 
@@ -174,7 +172,7 @@ def sigmoid_backward(dout: torch.Tensor, cache: Mapping):
 
 def tanh_forward(x: torch.Tensor):
     """``out = tanh(x)`` element-wise; any shape. The cache keeps ``out``."""
-    x = _float_tensor(x, "tanh_forward: x")
+    x = require_float_tensor(x, "tanh_forward: x")
     out = torch.tanh(x)
     return out, {"op": "tanh", "out": out.detach(), "out_shape": tuple(out.shape)}
 
@@ -207,13 +205,15 @@ def _loss_cache(op: str, **saved) -> dict:
 def mse_forward(pred: torch.Tensor, target: torch.Tensor):
     """Mean squared error ``mean((pred - target)**2)`` over every element.
 
-    Shapes: ``pred`` and ``target`` identical (no broadcasting), at least one element -> 0-dim loss.
+    Shapes: ``pred`` and ``target`` identical (no broadcasting), at least one element -> 0-dim loss;
+    both of one floating dtype.
     """
     fn = "mse_forward"
-    pred, target = _float_tensor(pred, f"{fn}: pred"), _float_tensor(target, f"{fn}: target")
+    pred, target = require_float_tensor(pred, f"{fn}: pred"), require_float_tensor(target, f"{fn}: target")
     require_same_shape(pred, f"{fn}: pred", target, "target",
                        "Make them identical, e.g. target.reshape(pred.shape): broadcasting (N, 1) against "
                        "(N,) would silently compare every prediction with every target.")
+    require_same_dtype(fn, ("pred", pred), ("target", target))
     if pred.numel() == 0:
         raise ValueError(f"{fn}: pred is empty (shape {shape_str(pred)}); the mean of nothing is undefined.")
     diff = pred - target
@@ -234,15 +234,20 @@ def bce_with_logits_forward(logits: torch.Tensor, targets: torch.Tensor):
     Per element, ``-[y log s(z) + (1 - y) log(1 - s(z))]`` with ``s`` the sigmoid equals
     ``max(z, 0) - z * y + log(1 + exp(-|z|))``, which never takes exp() of a large positive number
     nor log() of 0, so logits of +-100 (or more) are fine.
-    Shapes: ``logits`` and ``targets`` identical; targets are probabilities in [0, 1].
+    Shapes: ``logits`` and ``targets`` identical, of one floating dtype; targets are probabilities
+    in [0, 1].
     """
     fn = "bce_with_logits_forward"
-    logits, targets = _float_tensor(logits, f"{fn}: logits"), _float_tensor(targets, f"{fn}: targets")
+    logits, targets = require_float_tensor(logits, f"{fn}: logits"), require_float_tensor(targets, f"{fn}: targets")
     require_same_shape(logits, f"{fn}: logits", targets, "targets",
                        "Give one target per logit, e.g. targets.reshape(logits.shape).")
+    require_same_dtype(fn, ("logits", logits), ("targets", targets))
     if logits.numel() == 0:
         raise ValueError(f"{fn}: logits is empty (shape {shape_str(logits)}); pass at least one example.")
-    if bool(((targets < 0) | (targets > 1) | torch.isnan(targets)).any()):
+    if bool(torch.isnan(targets).any()):
+        raise ValueError(f"{fn}: targets must be probabilities in [0, 1] (usually 0. or 1.), "
+                         f"but {int(torch.isnan(targets).sum())} of the {targets.numel()} targets are NaN.")
+    if bool(((targets < 0) | (targets > 1)).any()):
         raise ValueError(f"{fn}: targets must be probabilities in [0, 1] (usually 0. or 1.), "
                          f"but some lie outside; got values from {targets.min().item():.3g} to {targets.max().item():.3g}.")
     z = logits
@@ -269,7 +274,7 @@ def softmax_cross_entropy_forward(logits: torch.Tensor, labels: torch.Tensor):
     The cache keeps the probabilities ``p``.
     """
     fn = "softmax_cross_entropy_forward"
-    logits = _float_tensor(logits, f"{fn}: logits")
+    logits = require_float_tensor(logits, f"{fn}: logits")
     _require_batch(logits, f"{fn}: logits", "C")
     labels = require_tensor(labels, f"{fn}: labels")
     if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
@@ -304,7 +309,7 @@ def softmax_cross_entropy_backward(cache: Mapping):
 def l2_penalty_forward(W: torch.Tensor, lam: float):
     """L2 penalty ``lam * sum(W**2)`` on one weight tensor (any shape) -> 0-dim tensor."""
     fn = "l2_penalty_forward"
-    W = _float_tensor(W, f"{fn}: W")
+    W = require_float_tensor(W, f"{fn}: W")
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
         raise ValueError(f"{fn}: lam must be a finite number >= 0 (the penalty strength), got {lam!r}.")
     return lam * (W * W).sum(), _loss_cache("l2_penalty", W=W.detach(), lam=float(lam))
@@ -331,11 +336,16 @@ def init_mlp(sizes: Sequence[int], *, generator: torch.Generator, dtype: torch.d
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"init_mlp: generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)), "
                         f"got {type(generator).__name__}.")
-    sizes = list(sizes)
-    if len(sizes) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sizes):
-        raise ValueError(f"init_mlp: sizes must list at least two positive integers [D_in, ..., C], got {sizes!r}.")
-    if not dtype.is_floating_point:
-        raise TypeError(f"init_mlp: dtype must be a floating-point dtype, got {dtype}.")
+    given = sizes
+    try:
+        sizes = None if isinstance(sizes, str) else list(sizes)
+    except TypeError:  # not iterable: a single number
+        sizes = None
+    if sizes is None or len(sizes) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
+                                                   for s in sizes):
+        raise ValueError(f"init_mlp: sizes must list at least two positive integers [D_in, ..., C], got {given!r}.")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"init_mlp: dtype must be a floating-point torch dtype such as torch.float64, got {dtype!r}.")
     params = {}
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         params[f"W{i}"] = torch.randn(fan_in, fan_out, generator=generator, dtype=dtype) * math.sqrt(2.0 / fan_in)
@@ -352,18 +362,25 @@ def _mlp_depth(params, fn: str) -> int:
         raise ValueError(f"{fn}: params must hold W1, b1, ..., WL, bL and nothing else, got keys {sorted(params)}.")
     for i in range(1, depth + 1):
         W, b = params[f"W{i}"], params[f"b{i}"]
-        _float_tensor(W, f"{fn}: W{i}")
-        _float_tensor(b, f"{fn}: b{i}")
+        require_float_tensor(W, f"{fn}: W{i}")
+        require_float_tensor(b, f"{fn}: b{i}")
         if W.dim() != 2 or tuple(b.shape) != (W.shape[1],):
             raise ValueError(f"{fn}: W{i} must be (D_in, D_out) and b{i} (D_out,), got W{i} {shape_str(W)}, "
                              f"b{i} {shape_str(b)}.")
         if i > 1 and params[f"W{i - 1}"].shape[1] != W.shape[0]:
             raise ValueError(f"{fn}: W{i - 1} {shape_str(params[f'W{i - 1}'])} outputs "
                              f"{params[f'W{i - 1}'].shape[1]} features but W{i} {shape_str(W)} expects {W.shape[0]}.")
+    dtypes = {params[k].dtype for k in params}
+    if len(dtypes) > 1:
+        listing = ", ".join(f"{k} {params[k].dtype}" for k in sorted(params, key=lambda k: (int(k[1:]), k[0] != "W")))
+        raise TypeError(f"{fn}: all parameters must share one dtype, got {listing}. Convert them, e.g. with .double().")
     return depth
 
 
 def _activation_names(activation, hidden: int, fn: str) -> list[str]:
+    if not isinstance(activation, (str, list, tuple)):
+        raise TypeError(f"{fn}: activation must be a name from {sorted(ACTIVATIONS)} or a list of them, one per "
+                        f"hidden layer, got {type(activation).__name__}.")
     names = [activation] * hidden if isinstance(activation, str) else list(activation)
     if len(names) != hidden:
         raise ValueError(f"{fn}: activation must be one name or one name per hidden layer ({hidden}), got {activation!r}.")
@@ -382,11 +399,14 @@ def mlp_forward(x: torch.Tensor, params: Mapping, activation: str | Sequence[str
     fn = "mlp_forward"
     depth = _mlp_depth(params, fn)
     names = _activation_names(activation, depth - 1, fn)
-    x = _float_tensor(x, f"{fn}: x")
+    x = require_float_tensor(x, f"{fn}: x")
     _require_batch(x, f"{fn}: x", "D_in")
     if x.shape[1] != params["W1"].shape[0]:
         raise ValueError(f"{fn}: x has shape {shape_str(x)} but W1 has shape {shape_str(params['W1'])}: "
                          f"the network expects {params['W1'].shape[0]} input features.")
+    if x.dtype != params["W1"].dtype:
+        raise TypeError(f"{fn}: x has dtype {x.dtype} but the parameters have {params['W1'].dtype} "
+                        f"(init_mlp makes float64 by default). Convert x, e.g. x.to({params['W1'].dtype}).")
     caches, h = [], x
     for i in range(1, depth + 1):
         h, c = linear_forward(h, params[f"W{i}"], params[f"b{i}"])
@@ -402,7 +422,7 @@ def mlp_backward(dlogits: torch.Tensor, cache: Mapping):
     with the gradient of every parameter (``"W1"``, ``"b1"``, ...), each the shape of its parameter.
     """
     cache = _require_cache(cache, "mlp", "mlp_backward")
-    grad = _require_upstream(dlogits, cache, "mlp_backward", "dlogits")
+    grad = _require_upstream(dlogits, cache, "mlp_backward", "dlogits", dtype=cache["layers"][-1]["W"].dtype)
     grads = {}
     i = cache["depth"]
     for c in reversed(cache["layers"]):

@@ -7,36 +7,48 @@ max at a tie, |x| at 0) the estimate is the average of the two one-sided slopes,
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 
-from ._validate import require_floating, require_tensor, shape_str
+from ._validate import require_float_tensor, require_tensor, shape_str
+
+__all__ = ["numerical_grad"]
 
 
 def numerical_grad(f: Callable[..., torch.Tensor], *inputs: torch.Tensor, eps: float = 1e-6) -> tuple[torch.Tensor, ...]:
     """Central-difference gradient of a scalar function ``f(*inputs)``, one tensor per input.
 
-    Each input (any shape, floating dtype) is copied to float64; every element is nudged by
-    ``+eps`` and ``-eps`` and ``(f(+) - f(-)) / (2 eps)`` recorded. Returns a tuple of float64
-    tensors with the inputs' shapes. ``f`` must return a tensor with one element; tensors it
-    captures from outside should be float64 too (or be passed as inputs). Cost: 2 calls of f per
-    element of every input.
+    Each input (any shape, any strides, floating dtype) is copied to float64; every element is
+    nudged by ``+eps`` and ``-eps`` and ``(f(+) - f(-)) / (2 eps)`` recorded. Returns a tuple of
+    float64 tensors with the inputs' shapes. ``f`` receives fresh copies on every call (so an
+    in-place operation inside ``f`` cannot corrupt the estimate) and must return a tensor with one
+    element; tensors it captures from outside should be float64 too (or be passed as inputs).
+    Cost: 2 calls of f per element of every input.
     """
     if not callable(f):
         raise TypeError(f"numerical_grad: f must be a function of the inputs, got {type(f).__name__}.")
     if not inputs:
         raise ValueError("numerical_grad: pass at least one input tensor after f, e.g. numerical_grad(f, x, w).")
-    if not (isinstance(eps, (int, float)) and eps > 0):
-        raise ValueError(f"numerical_grad: eps must be a positive number, got {eps!r}.")
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise ValueError(f"numerical_grad: eps must be a positive number, got {eps!r}; the default 1e-6 suits float64.")
     points = []
     for i, x in enumerate(inputs):
         what = f"numerical_grad: input {i}"
-        require_floating(require_tensor(x, what), what)
-        points.append(x.detach().to(torch.float64).clone())
+        require_float_tensor(x, what)
+        # A contiguous copy, whatever the input's strides (a transpose, an expand), so view(-1) works.
+        points.append(x.detach().to(torch.float64, copy=True, memory_format=torch.contiguous_format))
 
     def evaluate() -> float:
-        out = f(*points)
+        try:
+            out = f(*(p.clone() for p in points))
+        except RuntimeError as err:
+            message = str(err).lower()
+            if "dtype" in message or "scalar type" in message:
+                err.add_note("numerical_grad calls f with float64 copies of the inputs: convert the tensors f "
+                             "uses from outside with .double(), or pass them to numerical_grad as inputs.")
+            raise
         out = require_tensor(out, "numerical_grad: the value returned by f")
         if out.numel() != 1:
             raise ValueError(

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import matplotlib as mpl
 
+__all__ = ["PALETTE", "use_book_style"]
+
 #: Colours distinguishable with common colour-vision deficiencies (Okabe-Ito).
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
 
