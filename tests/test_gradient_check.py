@@ -28,16 +28,8 @@ class MulIgnoresUpstream(Function):
         return b, a
 
 
-class SigmoidDetachedBackward(Function):
-    """Right first derivative, but backward detaches, so the second derivative is wrong."""
-
-    @staticmethod
-    def forward(x):
-        return torch.sigmoid(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
+class SigmoidDetachedBackward(Sigmoid):
+    """gradlab's Sigmoid, but backward detaches: right first derivative, wrong second."""
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -45,14 +37,8 @@ class SigmoidDetachedBackward(Function):
         return grad_output * (y * (1 - y)).detach()
 
 
-class SigmoidOnce(Function):
-    @staticmethod
-    def forward(x):
-        return torch.sigmoid(x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        ctx.save_for_backward(output)
+class SigmoidOnce(Sigmoid):
+    """gradlab's Sigmoid with a backward that refuses to be differentiated again."""
 
     @staticmethod
     @once_differentiable
