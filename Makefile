@@ -1,9 +1,12 @@
 # Gradients by Hand: every command a reader, an author or CI needs.
-#   make book     create .venv, install the pinned requirements, build the HTML book
+#   make book     create .venv, install the pinned requirements, build the HTML book and its PDF
+#   make pdf      the whole book as one PDF: _build/pdf/gradients-by-hand.pdf (linked from the book)
 #   make test     the whole suite (unit tests, pair check, nbval, strict book build, browser, Jupyter)
 #   make serve    serve the built book on http://127.0.0.1:8000
 #   make notebook NB=chapters/01-chain-rule.md   regenerate and execute one chapter's .ipynb
 #   make notebooks                               ... every chapter's
+#   make learner  the learner edition: learner/NN-name.ipynb, every chapter without its solutions
+#   make lab      JupyterLab on the repository (learner/ and chapters/, .md opens as a notebook)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -15,12 +18,20 @@ PORT ?= 8000
 NBVAL_WORKERS ?= 2
 NBVAL_REPORT := _build/nbval-report.xml
 
-.PHONY: book book-strict test test-threads unit pairs nbval audit browser serve notebook notebooks bench clean venv
+.PHONY: book book-strict test test-threads unit pairs pages nbval audit browser pdf serve notebook notebooks learner lab bench clean venv
 .DEFAULT_GOAL := book
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+# torch: on Linux, the CPU build from PyTorch's CPU index when it answers within
+# TORCH_PROBE_SECONDS (PyPI's Linux wheel pulls gigabytes of CUDA packages), else the configured
+# indexes alone; macOS and Windows use the configured indexes (tools/torch_index.py).
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PROBE_SECONDS ?= 5
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml tools/torch_index.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
+	@extra="$$($(PY) -m tools.torch_index "$(TORCH_CPU_INDEX)" $(TORCH_PROBE_SECONDS))"; \
+	  echo "$(PY) -m pip install --quiet $$extra -r requirements.txt setuptools wheel"; \
+	  $(PY) -m pip install --quiet $$extra -r requirements.txt setuptools wheel
 	@touch $@
 
 venv: $(STAMP)
@@ -30,8 +41,10 @@ venv: $(STAMP)
 BOOK_SOURCES := _config.yml _toc.yml references.bib $(wildcard *.md chapters/*.md chapters/*.ipynb _ext/*.py) \
 	$(shell find _static -type f 2>/dev/null)
 BOOK_STAMP := _build/.book-stamp
+BOOK_PDF := _build/pdf/gradients-by-hand.pdf
+SITE_PDF := _build/html/gradients-by-hand.pdf
 
-book: $(BOOK_STAMP)
+book: $(SITE_PDF)
 	@echo "The book is built: open file://$(CURDIR)/_build/html/index.html (or run: make serve)"
 
 $(BOOK_STAMP): $(STAMP) $(BOOK_SOURCES)
@@ -50,29 +63,58 @@ unit: $(STAMP)
 pairs: $(STAMP)
 	$(PY) -m tools.check_pairs
 
+# Every chapter fits one sitting and a clean page (budgets, widths, tracebacks, paths, 2x figures).
+pages: $(STAMP)
+	$(PY) -m tools.check_pages
+
 nbval: $(STAMP)
 	@mkdir -p _build
-	$(PY) -m pytest -q -n $(NBVAL_WORKERS) --dist loadfile --nbval --nbval-current-env \
+	@notebooks="$$($(PY) -m tools.toc)"; \
+	$(PY) -m pytest -q -n $(NBVAL_WORKERS) --dist loadfile --nbval --nbval-current-env -p tools.nbval_hints \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -o junit_family=xunit1 --junitxml=$(NBVAL_REPORT) \
-	  $$($(PY) -m tools.toc)
+	  $$notebooks
 
 audit:
 	$(PY) -m tools.check_nbval_report $(NBVAL_REPORT)
 
-browser: $(BOOK_STAMP)
+# The whole book as one PDF, printed by headless Chromium from a single-page build
+# (tools/pdf.py, which checks it), and its copy in the HTML book, whose download menus link it.
+$(BOOK_PDF): $(STAMP) $(BOOK_SOURCES) tools/pdf.py tools/chromium.py
+	$(PY) -m tools.pdf --out $@
+
+$(SITE_PDF): $(BOOK_STAMP) $(BOOK_PDF)
+	cp $(BOOK_PDF) $@
+
+pdf: $(SITE_PDF)
+	@echo "The book as one PDF: $(CURDIR)/$(BOOK_PDF) (and in the HTML book: $(SITE_PDF))"
+
+# The browser first (tools/chromium.py: found, or installed through apt or Playwright), so that
+# an install shows its progress; a missing browser fails the test, it is never skipped.
+browser: $(SITE_PDF)
+	@chromium="$$($(PY) -m tools.chromium)"; echo "browser: $$chromium"
 	$(PY) -m pytest -q tests/browser
 
 test: $(STAMP)
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory pairs
+	$(MAKE) --no-print-directory pages
 	$(MAKE) --no-print-directory nbval
 	$(MAKE) --no-print-directory audit
 	$(MAKE) --no-print-directory book-strict
 	$(MAKE) --no-print-directory browser
 
-# The output policy, shown to hold: nbval with 1, 2 and 4 threads per kernel, then once more.
+# The output policy, shown to hold: nbval with 1, 3 and 4 PyTorch threads inside every kernel
+# (torch.set_num_threads through an IPython startup file: OMP_NUM_THREADS is capped at the core
+# count), then with PyTorch's default (non-vectorised) CPU kernels, then once more as usual.
+THREAD_PROFILE := _build/ipython-threads
 test-threads: $(STAMP)
-	@for t in 1 2 4 2; do echo "== nbval with OMP_NUM_THREADS=$$t"; OMP_NUM_THREADS=$$t $(MAKE) --no-print-directory nbval audit; done
+	@$(PY) -m tools.thread_profile $(THREAD_PROFILE) >/dev/null
+	@for t in 1 3 4; do echo "== nbval with torch.set_num_threads($$t) in every kernel"; \
+	  IPYTHONDIR=$(CURDIR)/$(THREAD_PROFILE) GBH_TORCH_THREADS=$$t $(MAKE) --no-print-directory nbval audit; done
+	@echo "== nbval with PyTorch's default CPU kernels (ATEN_CPU_CAPABILITY=default)"
+	@ATEN_CPU_CAPABILITY=default $(MAKE) --no-print-directory nbval audit
+	@echo "== nbval once more"
+	@$(MAKE) --no-print-directory nbval audit
 
 serve:
 	@test -f _build/html/index.html || $(MAKE) --no-print-directory book
@@ -84,7 +126,20 @@ notebook: $(STAMP)
 	$(PY) -m tools.notebook $(NB)
 
 notebooks: $(STAMP)
-	$(PY) -m tools.notebook $$($(PY) -m tools.toc | sed 's/\.ipynb$$/.md/')
+	@sources="$$($(PY) -m tools.toc --sources)"; $(PY) -m tools.notebook $$sources
+
+# The learner edition (gitignored): every toc chapter without its solutions, as plain notebooks.
+learner: $(STAMP)
+	$(PY) -m tools.learner
+
+# JupyterLab on the repository, with jupytext's contents manager (a chapter .md opens as a notebook).
+LAB_PORT ?= 8888
+# tools/jupyterlab/overrides.json makes a double-click on a chapter .md open it as a notebook.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+lab: learner
+	@mkdir -p $(LAB_SETTINGS) && cp tools/jupyterlab/overrides.json $(LAB_SETTINGS)/overrides.json
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --ServerApp.port=$(LAB_PORT) \
+	  $(if $(filter 0,$(shell id -u)),--allow-root) learner/00-getting-started.ipynb
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.bench

@@ -1,6 +1,7 @@
 """Benchmark: what each chapter costs to execute and to validate, and what a book rebuild costs.
 
     python -m benchmarks.bench [--skip-book]      (or: make bench)
+    python -m benchmarks.bench --only engine      (only the engine's training step; prints, writes nothing)
 
 For every notebook in _toc.yml it measures
   * floor: the chapter's code cells run as one plain Python script (interpreter, imports, compute,
@@ -11,6 +12,9 @@ of two runs each), and
 the book build: cold (fresh _build), no-op, and the edit cycle of one chapter (.md changed, its
 .ipynb regenerated, book rebuilt, the edit checked in the HTML). Notebook executions are counted
 by an IPython startup file in a private IPYTHONDIR, so every kernel that runs a chapter is seen.
+It also times one training step of the chapters' MLP (2-32-32-3, ReLU then tanh, softmax
+cross-entropy, SGD; batch 256, float32, CPU, one thread) with gradlab.engine.Tensor and with
+PyTorch autograd in the same process, interleaved, and reports the ratio of the best times.
 Results print as a table and are written to benchmarks/results/latest.md and latest.json.
 """
 from __future__ import annotations
@@ -159,7 +163,82 @@ def bench_book(notebooks: list[Path]) -> dict:
     return out
 
 
-def report(chapters: dict, book: dict | None) -> str:
+def engine_steps(batch: int = 256, width: int = 32, lr: float = 0.3):
+    """Two step functions training chapter 07's MLP from the same weights: gradlab.engine and autograd.
+
+    The MLP: 2 -> width (ReLU) -> width (tanh) -> 3 logits, softmax cross-entropy, plain SGD.
+    """
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from gradlab.engine import Tensor, cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 2, generator=g)
+    labels = torch.randint(0, 3, (batch,), generator=g)
+    init = []
+    for fan_in, fan_out in ((2, width), (width, width), (width, 3)):
+        init += [torch.randn(fan_in, fan_out, generator=g) * math.sqrt(2.0 / fan_in), torch.zeros(fan_out)]
+
+    def logits_of(P, x):
+        h1 = (x @ P[0] + P[1]).relu()
+        h2 = (h1 @ P[2] + P[3]).tanh()
+        return h2 @ P[4] + P[5]
+
+    mine = [Tensor(p.clone()) for p in init]
+    x_mine = Tensor(x, requires_grad=False)
+
+    def engine_step():
+        cross_entropy(logits_of(mine, x_mine), labels).backward()
+        for p in mine:
+            p.data -= lr * p.grad
+            p.grad = None
+
+    leaves = [p.clone().requires_grad_() for p in init]
+
+    def torch_step():
+        F.cross_entropy(logits_of(leaves, x), labels).backward()
+        with torch.no_grad():
+            for p in leaves:
+                p -= lr * p.grad
+                p.grad = None
+
+    return engine_step, torch_step
+
+
+def bench_engine(rounds: int = 25, steps: int = 50) -> dict:
+    """Best time per step of each, over interleaved rounds (so a busy moment hits both alike)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        engine_step, torch_step = engine_steps()
+        best = {"engine": float("inf"), "torch": float("inf")}
+        for fn in (engine_step, torch_step):
+            for _ in range(20):
+                fn()  # warm-up
+        for _ in range(rounds):
+            for name, fn in (("engine", engine_step), ("torch", torch_step)):
+                start = time.perf_counter()
+                for _ in range(steps):
+                    fn()
+                best[name] = min(best[name], (time.perf_counter() - start) / steps)
+    finally:
+        torch.set_num_threads(threads)
+    return {"engine_step_us": best["engine"] * 1e6, "torch_step_us": best["torch"] * 1e6,
+            "ratio": best["engine"] / best["torch"], "torch_version": torch.__version__}
+
+
+def engine_line(engine: dict) -> str:
+    return (f"gradlab.engine.Tensor training step (MLP 2-32-32-3 of ch. 07/09, batch 256, float32, CPU, 1 thread): "
+            f"{engine['engine_step_us']:.0f} us vs PyTorch {engine['torch_version']} autograd "
+            f"{engine['torch_step_us']:.0f} us, ratio {engine['ratio']:.2f}x (target <= 2x).")
+
+
+def report(chapters: dict, book: dict | None, engine: dict | None = None) -> str:
     lines = [f"# Benchmark ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, Python {platform.python_version()})", "",
              "| chapter | plain script (floor) s | nbval s | nbval / floor |", "| --- | ---: | ---: | ---: |"]
     for r in chapters["rows"]:
@@ -177,21 +256,29 @@ def report(chapters: dict, book: dict | None) -> str:
                   f"| no-op `make book` | {book['noop_s']:.2f} | {book['noop_executions']} | < 5 s |",
                   f"| edit cycle of {book['edit_chapter']} (.md edited, `make notebook`, `make book`) | {book['edit_s']:.2f} | "
                   f"{book['edit_executions']} | exactly 1 execution; edit visible: {book['edit_visible']} |"]
+    if engine:
+        lines += ["", engine_line(engine)]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-book", action="store_true", help="only the chapter timings")
+    parser.add_argument("--only", choices=["engine"],
+                        help="run one part only and print it (engine: the gradlab.engine training step)")
     args = parser.parse_args(argv)
+    if args.only == "engine":
+        print(engine_line(bench_engine()))
+        return 0
     notebooks = toc_notebooks(ROOT)
     chapters = bench_chapters(notebooks)
     book = None if args.skip_book else bench_book(sorted(notebooks, key=lambda n: (ROOT / n).stat().st_size))
-    text = report(chapters, book)
+    engine = bench_engine()
+    text = report(chapters, book, engine)
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.md").write_text(text)
-    (RESULTS / "latest.json").write_text(json.dumps({"chapters": chapters, "book": book}, indent=2) + "\n")
+    (RESULTS / "latest.json").write_text(json.dumps({"chapters": chapters, "book": book, "engine": engine}, indent=2) + "\n")
     print(f"written: {RESULTS / 'latest.md'}, {RESULTS / 'latest.json'}")
     return 0
 

@@ -67,21 +67,42 @@ def test_rtol_override_and_validation():
             gradlab.compare_tensors("bad", a, b, rtol=bad)
 
 
-def test_nan_handling():
+def test_nan_on_both_sides_is_never_ok_and_says_so(capsys):
     nan = torch.tensor([float("nan"), 1.0])
-    assert gradlab.compare_tensors("both nan", nan, nan.clone()).ok
+    result = gradlab.compare_tensors("both nan", nan, nan.clone(), raise_on_mismatch=False)
+    assert not result.ok and not result
+    assert capsys.readouterr().out.rstrip().endswith("MISMATCH  NaN on both sides (1 of 2): NaN confirms nothing")
+    with pytest.raises(AssertionError, match="NaN on both sides"):
+        gradlab.compare_tensors("both nan", nan, nan.clone())
+    all_nan = torch.full((3,), float("nan"))
+    with pytest.raises(AssertionError, match=r"(?s)NaN on both sides \(3 of 3\).*never a confirmation"):
+        gradlab.compare_tensors("all nan", all_nan, all_nan.clone())
     with pytest.raises(AssertionError):
         gradlab.compare_tensors("one nan", nan, torch.tensor([0.0, 1.0]))
 
 
-def test_nan_or_inf_against_a_number_prints_inf(capsys):
+def test_nan_on_both_sides_of_compare_fails():
+    x = torch.tensor([1.0, -1.0], requires_grad=True)
+    torch.sqrt(x - 2).sum().backward()                      # NaN gradient everywhere
+    with pytest.raises(AssertionError, match="NaN on both sides"):
+        gradlab.compare("x", torch.full((2,), float("nan")), x)
+
+
+def test_nan_or_inf_against_a_number_is_named_plainly(capsys):
     inf, nan = float("inf"), float("nan")
     assert gradlab.compare_tensors("same inf", torch.tensor([inf, 1.0]), torch.tensor([inf, 1.0])).ok
     capsys.readouterr()
-    for manual, expected in (([inf, 1.0], [2.0, 1.0]), ([nan, 1.0], [2.0, 1.0]), ([-inf, 1.0], [inf, 1.0])):
+    cases = (([inf, 1.0], [2.0, 1.0], "manual value is inf where a number is expected (1 of 2)"),
+             ([nan, 1.0], [2.0, 1.0], "manual value is NaN (1 of 2)"),
+             ([2.0, 1.0], [nan, 1.0], "expected is NaN (1 of 2)"),
+             ([2.0, 1.0], [2.0, -inf], "expected is inf (1 of 2)"),
+             ([-inf, 1.0], [inf, 1.0], "manual value is inf where a number is expected (1 of 2)"))
+    for manual, expected, words in cases:
         result = gradlab.compare_tensors("bad", torch.tensor(manual), torch.tensor(expected), raise_on_mismatch=False)
         assert not result.ok and result.rel_error == inf and result.max_abs_error == inf
-        assert capsys.readouterr().out.rstrip().endswith("MISMATCH  rel. error = inf > 1e-05")
+        assert result.problem == words
+        line = capsys.readouterr().out.rstrip()
+        assert line.endswith("MISMATCH  " + words) and len(line) <= 100
 
 
 def test_worst_element_of_non_contiguous_tensors():
@@ -170,3 +191,63 @@ def test_non_floating_or_complex_reference_is_rejected():
         gradlab.compare_tensors("a", torch.ones(2), torch.ones(2, dtype=torch.long))
     with pytest.raises(TypeError, match=r"compare\('a'\): the manual value is complex"):
         gradlab.compare_tensors("a", torch.ones(2, dtype=torch.complex64), torch.ones(2))
+
+
+# ---- hints for the common mistakes ------------------------------------------------------------
+
+def test_grad_of_two_backward_passes_says_zero_the_gradient():
+    x = torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    for _ in range(3):
+        (x ** 2).sum().backward()          # three passes: .grad holds 3 * 2x
+    with pytest.raises(AssertionError, match=r"(?s)exactly 3 times the manual value: backward ran more than "
+                                             r"once.*Zero the gradient"):
+        gradlab.compare("x", 2 * x.detach(), x)
+
+
+def test_wrong_sign_and_extra_factor_are_named():
+    x = _leaf([1.0, -2.0, 3.0], dtype=torch.float64)
+    with pytest.raises(AssertionError, match="wrong sign everywhere"):
+        gradlab.compare("x", -2 * x.detach(), x)
+    with pytest.raises(AssertionError, match="exactly 2 times x.grad"):
+        gradlab.compare("x", 4 * x.detach(), x)
+
+
+def test_swapped_arguments_are_named_as_swapped():
+    x = _leaf([1.0, 2.0])
+    manual = 2 * x.detach()
+    with pytest.raises(ValueError, match=r"arguments look swapped.*compare\(name, manual, tensor\)"):
+        gradlab.compare("x", x, manual)
+    with pytest.raises(ValueError, match=r"already a gradient \(such as x.grad\), pass the tensor itself"):
+        gradlab.compare("x", manual, x.grad)
+    with pytest.raises(AssertionError, match=r"(?s)manual value is itself a tensor that autograd differentiated"):
+        gradlab.compare("x", x, x)
+
+
+def test_numpy_scalar_rtol_is_a_number():
+    np = pytest.importorskip("numpy")
+    a, b = torch.tensor([1.0]), torch.tensor([1.001])
+    assert gradlab.compare_tensors("np rtol", a, b, rtol=np.float32(1e-2)).ok
+    assert gradlab.compare_tensors("np rtol", a, b, rtol=np.float64(1e-2)).ok
+    with pytest.raises(ValueError, match="rtol must be positive"):
+        gradlab.compare_tensors("np bool", a, b, rtol=np.bool_(True))
+
+
+@pytest.mark.parametrize("make", [lambda: torch.ones(2, 2).to_sparse(), lambda: torch.ones(2, 2, device="meta")])
+def test_sparse_and_meta_tensors_are_refused_clearly(make):
+    with pytest.raises(TypeError, match=r"manual value is (a sparse_coo tensor.*to_dense|on the meta device.*CPU)"):
+        gradlab.compare_tensors("s", make(), torch.ones(2, 2))
+
+
+def test_two_half_precision_values_are_refused_without_rtol():
+    a = torch.tensor([1.0, 2.0], dtype=torch.bfloat16)
+    with pytest.raises(ValueError, match=r"both half precision \(bfloat16\).*float32 or float64.*rtol="):
+        gradlab.compare_tensors("bf16 pair", a, a.clone())
+    with pytest.raises(ValueError, match=r"both half precision \(bfloat16 and float16\)"):
+        gradlab.compare_tensors("mixed halves", a, a.half())
+    x = torch.tensor([1.0, 2.0], dtype=torch.float16, requires_grad=True)
+    (x * x).sum().backward()
+    with pytest.raises(ValueError, match=r"compare\('x'\): the manual value and x.grad \(autograd\) are both half"):
+        gradlab.compare("x", 2 * x.detach(), x)
+    assert gradlab.compare_tensors("chosen", a, a.clone(), rtol=0.05).ok        # a tolerance chosen knowingly
+    # Against a float32 reference a half-precision value is held to RTOL (one rounding).
+    assert gradlab.compare_tensors("bf16 vs f32", a, a.float()).tolerance == 1e-2

@@ -1,62 +1,167 @@
-"""gradlab.exercises: fingerprints are stable and do not reveal the answer; check reports it."""
-import hashlib
+"""gradlab.exercises: keys hide the answer, accept any answer within tolerance, and give hints."""
 import re
 
+import numpy as np
 import pytest
 import torch
 
-from gradlab.exercises import check, fingerprint
+from gradlab.exercises import answer_key, check, check_tensors
 
 
-def test_fingerprint_is_stable_and_rounds():
-    assert fingerprint(2.5) == fingerprint(2.50001) == fingerprint(torch.tensor(2.5))
-    assert fingerprint(2.5) != fingerprint(2.51)
-    assert fingerprint(0.0) == fingerprint(-0.00001)  # -0.0000 is 0.0000
-    assert re.fullmatch(r"[0-9a-f]{16}", fingerprint(1.0))
+def test_key_does_not_contain_the_answer():
+    for value in (2.5, 0.786448, -17.25, 1.5728, 12345.0):
+        key = answer_key(value)
+        assert key.startswith("gx1:f:scalar:1e-03:1e-08:")
+        # no digit run of the answer (beyond a single digit) appears in the key's readable part
+        readable = ":".join(key.split(":")[:5])
+        assert str(value).replace("-", "").rstrip("0") not in readable
+    assert re.fullmatch(r"gx1:i:scalar:[0-9a-f]{16}", answer_key(7))
 
 
-def test_fingerprint_values_are_pinned():
-    # The chapters store fingerprints: any change to the rounding or the hash breaks every exercise.
-    assert fingerprint(-8.0) == "db653312da92054b" == hashlib.sha256(b"-8.0000").hexdigest()[:16]
-    assert fingerprint([1.0, 2.0]) == "4f6b34eddcb81b68"
-    assert fingerprint(0.5, 2) == hashlib.sha256(b"0.50").hexdigest()[:16]
-    assert fingerprint(0.5, 2) != fingerprint(0.5)   # decimals are part of the fingerprint
+def test_key_is_stable():
+    # Chapters store keys: the hash of the grid must not change from run to run or machine to machine.
+    assert answer_key(2.5) == answer_key(2.5)
+    assert answer_key(7) == "gx1:i:scalar:" + answer_key(7).split(":")[-1]
+    assert answer_key([1.0, 2.0]) == answer_key(torch.tensor([1.0, 2.0], dtype=torch.float64))
 
 
-def test_fingerprint_of_tensors_and_nested_lists_agree():
-    assert fingerprint(torch.tensor([[1.0, 2.0]])) == fingerprint([1.0, 2.0]) == fingerprint((1, (2.0,)))
-    assert fingerprint([1.0, 2.0]) != fingerprint([2.0, 1.0])
-    assert fingerprint(float("inf")) != fingerprint(1e300)
-    x = torch.tensor([1.0, 2.0], requires_grad=True)
-    assert fingerprint(x * 1) == fingerprint([1.0, 2.0])          # a tensor with a graph is fine
-    assert fingerprint(torch.tensor([[1.0, 3.0], [2.0, 4.0]]).T) == fingerprint([1.0, 2.0, 3.0, 4.0])
+@pytest.mark.parametrize("right", [0.786448, 2.5, -3.125, 1e-4, 4.2e6, 1.0, 0.125])
+def test_any_answer_within_tolerance_passes_and_outside_fails(right, capsys):
+    key = answer_key(right)
+    for rel in np.linspace(-1e-3, 1e-3, 41):
+        assert check(right * (1 + rel), key), (right, rel)
+    for rel in (-1.3e-3, 1.3e-3, 2e-3, -5e-3, 1e-2):
+        assert not check(right * (1 + rel), key), (right, rel)
+    out = capsys.readouterr().out
+    assert f"{right}" not in out            # the answer is never printed
 
 
-def test_check_reports_right_wrong_and_missing(capsys):
-    fp = fingerprint(-8.0)
-    assert check(-8.0, fp)
-    assert capsys.readouterr().out == "Correct (checked to 4 decimals).\n"
-    assert not check(8.0, fp)
-    wrong = capsys.readouterr().out
-    assert "Not yet" in wrong and "8" not in wrong   # neither the answer nor the guess is echoed
-    assert not check(None, fp)
+def test_hand_rounded_answers_pass():
+    # the case of issue 13: 0.78646 for 0.786448 was rejected by the old exact-decimals check
+    assert check(0.78646, answer_key(0.786448))
+    assert check(1.5728, answer_key(2 * 0.78642))
+    assert check(1.5729, answer_key(1.57284))
+
+
+def test_integers_are_exact():
+    key = answer_key(12)
+    assert check(12, key) and check(12.0, key) and check(torch.tensor(12), key)
+    assert not check(13, key) and not check(12.001, key)
+
+
+def test_vectors_and_tensors():
+    right = torch.tensor([[0.5, -1.25], [3.0, 0.0]], dtype=torch.float64)
+    key = answer_key(right)
+    assert check(right.tolist(), key)
+    assert check(right.float() * (1 + 5e-4), key)
+    assert check(np.array(right.tolist()), key)
+    assert not check(right + torch.tensor([[0, 0], [0, 0.01]], dtype=torch.float64), key)
+
+
+@pytest.mark.parametrize("wrong, hint", [
+    (-2.5, "sign is wrong"),
+    (5.0, "twice the right one"),
+    (1.25, "half the right one"),
+    (7.5, "3 times the right one"),
+    (float("nan"), "NaN"),
+    (2.9, "not right"),
+])
+def test_hints_name_the_mistake_not_the_answer(wrong, hint, capsys):
+    key = answer_key(2.5)
+    assert not check(wrong, key)
+    out = capsys.readouterr().out
+    assert hint in out and "2.5" not in out
+
+
+def test_shape_hints():
+    key = answer_key(torch.arange(6.0).reshape(2, 3))
+    assert not check(torch.arange(6.0).reshape(2, 3).T, key)
+    assert not check([1.0, 2.0], key)
+    assert check(torch.arange(6.0).reshape(2, 3), key)
+
+
+def test_no_answer_and_bad_input(capsys):
+    key = answer_key(1.0)
+    assert not check(None, key)
     assert "No answer yet" in capsys.readouterr().out
-    assert check(0.25, fingerprint(0.251, decimals=2), decimals=2)
-    assert capsys.readouterr().out == "Correct (checked to 2 decimals).\n"
+    with pytest.raises(TypeError, match="not text"):
+        check("1.0", key)
+    with pytest.raises(ValueError, match="answer_key"):
+        check(1.0, "1a5fd97b7ad183d6")
+    with pytest.raises(ValueError, match="damaged"):
+        check(1.0, "gx1:f:scalar:oops")
+    with pytest.raises(ValueError, match="rtol"):
+        answer_key(1.0, rtol=0)
+    with pytest.raises(ValueError, match="NaN"):
+        answer_key(float("nan"))
+    assert check(np.float32(1.0), key)
 
 
-def test_bad_input():
-    with pytest.raises(TypeError, match="got str.*float"):
-        fingerprint("3")
-    with pytest.raises(TypeError, match="got ndarray.*tolist"):
-        import numpy as np
-        check(np.array([1.0]), fingerprint(1.0))
-    with pytest.raises(TypeError, match=r"must be real, got a complex tensor \(torch.complex64\)"):
-        fingerprint(torch.ones(2, dtype=torch.complex64))
-    with pytest.raises(ValueError, match="16-character"):
-        check(1.0, "abc")
-    for decimals in (-1, 2.0, True, 13, "4"):
-        with pytest.raises(ValueError, match=r"decimals must be an int from 0 to 12"):
-            fingerprint(1.0, decimals)
-        with pytest.raises(ValueError, match=r"decimals must be an int from 0 to 12"):
-            check(1.0, fingerprint(1.0), decimals=decimals)
+def _grads():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    W = torch.randn(3, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    (torch.tanh(x @ W) ** 2).sum().backward()
+    return x, W
+
+
+def test_check_tensors_accepts_right_code_in_another_order(capsys):
+    x, W = _grads()
+    t = torch.tanh(x.detach() @ W.detach())
+    dz = 2 * t * (1 - t * t)
+    result = check_tensors({"dx": dz @ W.detach().T, "dW": (x.detach().T @ dz)},
+                           {"dx": x.grad, "dW": W.grad})
+    assert result
+    out = capsys.readouterr().out
+    assert out.count("correct") == 2 and "dW" in out
+    assert all(len(line) <= 100 for line in out.splitlines())
+
+
+@pytest.mark.parametrize("transform, verdict", [
+    (lambda g: -g, "wrong sign"),
+    (lambda g: 2 * g, "twice too large"),
+    (lambda g: g / 2, "half the right size"),
+    (lambda g: 3 * g, "backward ran 3 times"),
+    (lambda g: g.T, "transposed"),
+    (lambda g: g + 1e-3 * g.abs().max(), "values are wrong"),
+    (lambda g: g * float("nan"), "NaN"),
+    (lambda g: None, "no answer yet"),
+    (lambda g: g.sum(0), "expected (3, 2)"),
+    (lambda g: g.sum(0), "expected (3, 2)"),
+])
+def test_check_tensors_hints(transform, verdict, capsys):
+    _, W = _grads()
+    assert not check_tensors({"dW": transform(W.grad.clone())}, {"dW": W.grad})
+    out = capsys.readouterr().out
+    assert verdict in out
+    assert f"{W.grad[0, 0].item():.3f}" not in out
+
+
+def test_check_tensors_bad_input():
+    _, W = _grads()
+    with pytest.raises(ValueError, match="same tensors"):
+        check_tensors({"dx": W.grad}, {"dW": W.grad})
+    with pytest.raises(TypeError, match="did backward"):
+        check_tensors({"dW": W.grad}, {"dW": None})
+    with pytest.raises(TypeError, match="two dicts"):
+        check_tensors(W.grad, W.grad)
+    with pytest.raises(ValueError, match="reference tensor contains NaN"):
+        check_tensors({"dW": W.grad}, {"dW": W.grad * float("nan")})
+
+
+@pytest.mark.parametrize("answer_shape, want_shape", [((4, 3), (4, 1)), ((4, 3), (3,)), ((2, 4, 3), (4, 3))])
+def test_check_tensors_hints_a_missing_broadcast_sum(answer_shape, want_shape, capsys):
+    assert not check_tensors({"db": torch.ones(answer_shape)}, {"db": torch.ones(want_shape)})
+    assert "sum over the broadcast dimensions" in capsys.readouterr().out
+
+
+def test_check_tensors_does_not_hint_broadcast_for_unrelated_shapes(capsys):
+    assert not check_tensors({"db": torch.ones(4, 3)}, {"db": torch.ones(4, 2)})
+    assert "broadcast" not in capsys.readouterr().out
+
+
+def test_check_tensors_names_a_dtype_slip(capsys):
+    _, W = _grads()
+    assert not check_tensors({"dW": W.grad.float()}, {"dW": W.grad})
+    out = capsys.readouterr().out
+    assert "right to float32 precision; compute in float64" in out

@@ -105,7 +105,10 @@ def test_a_wrong_function_can_return_a_failed_report_instead(capsys):
     assert not report.ok and not bool(report)
     assert (report.gradcheck, report.gradgradcheck) == ("FAILED", "skipped")
     assert report.reason == "Jacobian mismatch for output 0 with respect to input 0"
-    assert row.endswith("gradcheck FAILED  gradgradcheck skipped  (Jacobian mismatch for output 0 with respect to input 0)")
+    assert row.endswith("gradcheck FAILED  gradgradcheck skipped\n"
+                        "  reason: Jacobian mismatch for output 0 with respect to input 0\n"
+                        "  likely cause: the derivation")
+    assert report.cause == "the derivation"
     assert "numerical" in report.detail and "analytical" in report.detail   # torch's full report is kept...
     assert "numerical" not in row and not re.search(r"\d\.\d{4}", row)      # ...but never printed
 
@@ -130,7 +133,7 @@ def test_an_error_inside_backward_is_reported_as_a_failure():
     report = check_function(WrongShapeGrad, _rand(3), raise_on_failure=False)
     assert report.gradcheck == "FAILED"
     assert report.reason.startswith("RuntimeError: Function WrongShapeGradBackward returned an invalid gradient")
-    with pytest.raises(AssertionError, match=r"gradcheck failed: RuntimeError: .*\n.*\n  The backward pass raised this error while being checked"):
+    with pytest.raises(AssertionError, match=r"gradcheck failed: RuntimeError: .*\n.*\n  likely cause: an error in backward. The backward pass raised this error"):
         check_function(WrongShapeGrad, _rand(3))
 
 
@@ -185,3 +188,143 @@ def test_non_contiguous_and_empty_inputs(layout):
     x = _rand(4, 3).T if layout == "transposed" else _rand(0, 3)
     report = check_function(Sigmoid, x)
     assert report.ok and report.shapes == (tuple(x.shape),)
+
+
+# ---- scale: step and tolerances follow the inputs -----------------------------------------------
+
+def _signed(*shape, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    magnitude = torch.rand(*shape, generator=g, dtype=torch.float64) + 0.5
+    sign = torch.where(torch.rand(*shape, generator=g) < 0.5, -1.0, 1.0).double()
+    return magnitude * sign * scale
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3, 1e5, 1e6])
+def test_right_functions_pass_at_every_input_scale(scale, capsys):
+    from gradlab.functions import Add, Exp, MatMul, Maximum, ReLU
+    s = scale
+    cases = [(Add, (_signed(4, 3, scale=s), _signed(3, seed=1, scale=s))),
+             (Mul, (_signed(4, 3, scale=s), _signed(4, 1, seed=1, scale=s))),
+             (ReLU, (_signed(6, scale=s),)),
+             (MatMul, (_signed(2, 4, 3, scale=s), _signed(3, 5, seed=1, scale=s))),
+             (Affine, (_signed(4, 3, scale=s), _signed(3, 2, seed=1, scale=s), _signed(2, seed=2, scale=s))),
+             (Maximum, (_signed(4, 3, scale=s), _signed(3, seed=1, scale=s))),
+             (LogSumExp, (_signed(2, 5, scale=s), 1)),
+             (Sigmoid, (_signed(2, 3, scale=s),)),
+             (Exp, (_signed(2, 3, scale=min(s, 100.0)),))]      # exp(1e3) overflows: not a scale test
+    for fn, inputs in cases:
+        assert check_function(fn, *inputs).ok, fn.__name__
+    out = capsys.readouterr().out
+    assert out.count("gradcheck ok      gradgradcheck ok") == len(cases)
+
+
+def test_a_wrong_factor_is_caught_at_small_inputs():
+    class MulOffByOnePercent(Function):   # d/da (a*b) = b, but this returns 1.01 b
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            a, b = ctx.saved_tensors
+            return grad_output * b * 1.01, grad_output * a
+
+    report = check_function(MulOffByOnePercent, _signed(3, scale=1e-3), _signed(3, seed=1, scale=1e-3),
+                            raise_on_failure=False)
+    assert report.gradcheck == "FAILED" and report.cause == "the derivation"
+
+
+class AffineWithoutBiasGrad(Affine):
+    """gradlab's Affine, but the bias gets no gradient (zeros)."""
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        dx, dW, db = Affine.backward(ctx, grad_output)
+        return dx, dW, None if db is None else torch.zeros_like(db)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+def test_a_wrong_gradient_of_a_small_influence_input_is_caught(scale, capsys):
+    # With x and W of size 1e3 the outputs are about 1e6, so the bias moves them by 1e-6 of their
+    # size: below gradcheck's atol in output units. Each input is also checked at its own scale.
+    # (From about 1e4 on, rounding in outputs of 1e8 hides a bias step of 1e-6 altogether.)
+    x, W = _signed(4, 3, scale=scale), _signed(3, 2, seed=1, scale=scale)
+    b = _signed(2, seed=2)
+    assert check_function(Affine, x, W, b).ok
+    report = check_function(AffineWithoutBiasGrad, x, W, b, raise_on_failure=False)
+    assert report.gradcheck == "FAILED" and report.cause == "the derivation"
+    assert "input 2" in report.reason
+
+
+# ---- the likely cause of a failure ------------------------------------------------------------
+
+def test_a_kink_is_named_as_the_likely_cause(capsys):
+    from gradlab.functions import ReLU
+    report = check_function(ReLU, torch.tensor([1.0, 0.0, -2.0], dtype=torch.float64), raise_on_failure=False)
+    assert report.gradcheck == "FAILED" and report.cause == "a kink"
+    assert "element [1]" in report.detail
+    lines = capsys.readouterr().out.rstrip().split("\n")
+    assert lines[-1] == "  likely cause: a kink" and all(len(line) <= 100 for line in lines)
+    with pytest.raises(AssertionError, match=r"likely cause: a kink\. An input sits on a kink"):
+        check_function(ReLU, torch.tensor([1.0, 0.0, -2.0], dtype=torch.float64))
+
+
+def test_a_nan_input_is_named_not_blamed_on_the_derivation():
+    x = torch.tensor([1.0, float("nan"), 2.0], dtype=torch.float64)
+    report = check_function(Sigmoid, x, raise_on_failure=False)
+    assert report.gradcheck == "FAILED" and report.cause == "NaN"
+    assert report.reason == "input 0 holds NaN or inf (1 of 3 elements)"
+    with pytest.raises(AssertionError, match=r"(?s)likely cause: NaN\. A NaN or an infinity"):
+        check_function(Sigmoid, x)
+
+
+def test_an_overflowing_output_is_named_nan():
+    from gradlab.functions import Exp
+    report = check_function(Exp, torch.tensor([1.0, 800.0], dtype=torch.float64), raise_on_failure=False)
+    assert report.cause == "NaN" and report.reason.startswith("output 0 is NaN or inf")
+
+
+def test_a_nan_in_backward_is_named():
+    class LogWithBadBackward(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x.log()
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (x,) = ctx.saved_tensors
+            return grad_output / (x - x)      # 0/0
+
+    report = check_function(LogWithBadBackward, torch.tensor([1.0, 2.0], dtype=torch.float64),
+                            raise_on_failure=False)
+    assert report.cause == "NaN" and "backward pass returns NaN" in report.detail
+
+
+def test_rounding_is_named_scale():
+    # A huge offset added and taken away inside f: rounding dwarfs the change across a step.
+    report = check_function(lambda x: (x + 1e12) - 1e12, torch.tensor([0.5, 1.5], dtype=torch.float64),
+                            name="offset", raise_on_failure=False, second_order=False)
+    assert report.gradcheck == "FAILED" and report.cause == "scale"
+
+
+# ---- clear errors ------------------------------------------------------------------------------
+
+def test_a_missing_input_names_forward_parameters():
+    with pytest.raises(TypeError, match=r"check_function\('Mul'\): Mul.forward takes 2 input\(s\) \(a, b\) but 1 "
+                                        r"were given.*check_function\(Mul, a, b\)"):
+        check_function(Mul, _rand(3))
+    with pytest.raises(TypeError, match=r"MulIgnoresUpstream.forward takes 2 input\(s\) \(a, b\) but 3"):
+        check_function(MulIgnoresUpstream, _rand(3), _rand(3), _rand(3))      # classic style: ctx skipped
+    with pytest.raises(TypeError, match=r"check_function\('<lambda>'\): <lambda> takes 2 input\(s\) \(x, y\)"):
+        check_function(lambda x, y: x * y, _rand(3))
+    with pytest.raises(TypeError, match=r"check_function: pass the function to check first"):
+        check_function()
+
+
+def test_numpy_scalars_are_numbers_and_sparse_inputs_are_refused():
+    np = pytest.importorskip("numpy")
+    assert check_function(Sigmoid, _rand(3), eps=np.float64(1e-6), atol=np.float32(1e-5), rtol=np.float32(1e-3)).ok
+    with pytest.raises(TypeError, match=r"check_function\('Sigmoid'\): input 0 is a sparse_coo tensor.*to_dense"):
+        check_function(Sigmoid, _rand(2, 2).to_sparse())

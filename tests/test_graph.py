@@ -10,7 +10,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from gradlab.graph import GraphEdge, _layout, _readable_op_name, draw_graph, graph_structure  # noqa: E402
+from gradlab.graph import (  # noqa: E402
+    GraphEdge,
+    _crossings,
+    _layout,
+    _readable_op_name,
+    draw_graph,
+    graph_structure,
+)
 
 
 def scalar(v, dtype=torch.float32):
@@ -196,6 +203,53 @@ def test_layout_columns_are_longest_paths_and_rows_do_not_collide():
         assert [c for c, _ in bend] == list(range(s.node(e.src).depth + 1, s.node(e.dst).depth))
 
 
+def total_crossings(structure):
+    """Crossings of the drawn layout, counted between neighbouring columns (waypoints included)."""
+    places, bends = _layout(structure)
+    items = {n.id: places[n.id] for n in structure.nodes}
+    segments = []  # (column on the left, row there, row in the next column)
+    for e, bend in zip(structure.edges, bends):
+        points = [places[e.src]] + list(bend) + [places[e.dst]]
+        segments += [(a[0], a[1], b[1]) for a, b in zip(points, points[1:])]
+    assert items
+    count = 0
+    for i, (c1, a1, b1) in enumerate(segments):
+        for c2, a2, b2 in segments[i + 1:]:
+            if c1 == c2 and (a1 - a2) * (b1 - b2) < 0:
+                count += 1
+    return count
+
+
+def staged_function():
+    x = scalar(3.0, torch.float64)
+    y = scalar(-4.0, torch.float64)
+    st = {"x": x, "y": y}
+    st["sig_y"] = torch.sigmoid(y)
+    st["num"] = x + st["sig_y"]
+    st["sig_x"] = torch.sigmoid(x)
+    st["s"] = x + y
+    st["s2"] = st["s"] ** 2
+    st["den"] = st["sig_x"] + st["s2"]
+    st["inv"] = st["den"].reciprocal()
+    st["f"] = st["num"] * st["inv"]
+    return st
+
+
+def test_staged_function_is_drawn_with_the_fewest_crossings():
+    # chapter 01's staged function: one crossing is unavoidable (x reaches num past s -> s2),
+    # the barycentre sweeps alone left two
+    st = staged_function()
+    s = graph_structure(st["f"], st)
+    assert total_crossings(s) == 1
+
+
+def test_layout_without_forks_has_no_crossings():
+    x, y, z, w = scalar(3.0), scalar(-4.0), scalar(2.0), scalar(-1.0)
+    f = 2 * (x * y + torch.maximum(z, w))
+    assert total_crossings(graph_structure(f)) == 0
+    assert _crossings(["a", "b"], ["c", "d"], [("a", "d"), ("b", "c")]) == 1
+
+
 # ---------------------------------------------------------------- drawing
 
 def texts_of(fig):
@@ -207,7 +261,9 @@ def test_draw_returns_a_figure_with_one_box_per_node():
     f = x * y
     fig = draw_graph(f, {"x": x, "y": y, "f": f})
     assert isinstance(fig, Figure)
-    assert [t for t, _ in texts_of(fig)] == ["x", "y", "f = mul"]
+    # a named operation shows its name over the operation; a leaf only its name
+    assert [t for t, _ in texts_of(fig)] == ["x", "y", "f", "mul"]
+    assert len([p for p in fig.axes[0].patches if type(p).__name__ == "FancyBboxPatch"]) == 3
 
 
 def test_draw_layout_is_the_same_on_every_call():
@@ -231,7 +287,7 @@ def test_draw_shows_values_and_gradients():
         fig = draw_graph(f, {"x": x, "y": y, "z": z, "w": w, "m": m, "s": s, "f": f},
                          show_values=True, show_grads=True, title="gates")
     shown = [t for t, _ in texts_of(fig)]
-    for expected in ("value \u221220", "grad 1", "grad \u22128", "grad 6", "grad 2", "grad 0", "s = add", "m = max"):
+    for expected in ("value \u221220", "grad 1", "grad \u22128", "grad 6", "grad 2", "grad 0", "s", "add", "m", "max"):
         assert expected in shown, expected
     assert shown.count("value 2") == 2  # z and m; m shows no grad line
     assert fig.axes[0].get_title() == "gates"
@@ -245,6 +301,17 @@ def test_draw_formats_vectors_and_large_tensors():
     fig = draw_graph((w.sum() + big.sum()), {"w": w, "big": big}, show_values=True)
     shown = [t for t, _ in texts_of(fig)]
     assert "value [2, \u22123, 0]" in shown and "value shape (2, 3)" in shown
+
+
+def test_text_is_readable_when_the_figure_is_shown_at_its_size():
+    # at the book's 100 dpi a 10 pt text is 14 px high; the staged graph fits a 1280 px page
+    st = staged_function()
+    st["f"].backward()
+    fig = draw_graph(st["f"], st, show_values=True, show_grads=True)
+    sizes = {t.get_fontsize() for ax in fig.axes for t in ax.texts}
+    assert min(sizes) >= 10
+    width, height = fig.get_size_inches()
+    assert width <= 7.6 and height <= 4.0
 
 
 def test_draw_into_given_axes():

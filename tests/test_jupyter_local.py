@@ -52,8 +52,8 @@ class Server:
         return "\n".join(lines[-n:])
 
 
-@pytest.fixture
-def jupyter(tmp_path):
+def _serve(tmp_path, root: Path):
+    """Start a Jupyter server on root; yield it, stop it afterwards."""
     token = secrets.token_hex(24)
     # Fresh Jupyter/IPython dirs: none of the user's config or kernels, only the environment's
     # (where jupytext's jupyter_server_config.d/jupytext.json enables its server extension).
@@ -64,12 +64,12 @@ def jupyter(tmp_path):
                JUPYTER_DATA_DIR=str(data), IPYTHONDIR=str(ipython), JUPYTER_PLATFORM_DIRS="0")
     log = tmp_path / "server.log"
     cmd = [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           "--ServerApp.port=0", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={ROOT}",
+           "--ServerApp.port=0", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
            f"--IdentityProvider.token={token}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # containers and CI runners often run as root
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT)
     server = None
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -101,6 +101,11 @@ def jupyter(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def jupyter(tmp_path):
+    yield from _serve(tmp_path, ROOT)
 
 
 def _message(session: str, code: str) -> dict:
@@ -180,3 +185,66 @@ def test_chapter_md_opens_as_a_notebook_and_runs_in_a_kernel(jupyter):
         f"{EXPECTED_OUTPUT!r} not in the outputs of {CHAPTER}:\n{joined[:2000]}")
     print(f"{CHAPTER}: {len(code_cells)} code cells ran in a kernel of the Jupyter server "
           f"in {time.monotonic() - started:.1f} s")
+
+
+def _open_and_save(tmp_path, root: Path, chapters) -> dict:
+    """Open each chapter's .md, then its .ipynb, through a server on root and save it back;
+    return the bytes every file under chapters/ had before."""
+    before = {p: p.read_bytes() for p in (root / "chapters").iterdir()}
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    gen = _serve(server_dir, root)
+    jupyter = next(gen)
+    try:
+        for ipynb in chapters:
+            for path in (Path(ipynb).with_suffix(".md"), Path(ipynb)):
+                model = jupyter.request("GET", f"/api/contents/{path.as_posix()}?content=1")
+                assert model["type"] == "notebook", f"{path} did not open as a notebook"
+                jupyter.request("PUT", f"/api/contents/{path.as_posix()}",
+                                {"type": "notebook", "format": "json", "content": model["content"]})
+    finally:
+        gen.close()
+    return before
+
+
+def test_a_chapter_written_by_make_notebook_survives_open_and_save(tmp_path):
+    """tools.notebook writes both files as jupytext's contents manager saves them, even when the
+    author wrapped the YAML of a figure's caption by hand."""
+    from tools import notebook
+    long_caption = "A caption much longer than the eighty columns at which jupytext's YAML writer wraps it."
+    text = "\n".join([
+        "---", "jupytext:", "  formats: ipynb,md:myst", "  text_representation:", "    extension: .md",
+        "    format_name: myst", "    format_version: 0.13", "kernelspec:",
+        "  display_name: Python 3 (ipykernel)", "  language: python", "  name: python3", "---", "",
+        "# A chapter", "", "```{code-cell} ipython3", "---", "mystnb:", "  figure:",
+        f"    caption: {long_caption}", "    name: fig-long", "---", "print(6 * 7)", "```", ""])
+    root = tmp_path / "repo"
+    (root / "chapters").mkdir(parents=True)
+    (root / "jupytext.toml").write_bytes((ROOT / "jupytext.toml").read_bytes())
+    (root / "chapters" / "01-long.md").write_text(text)
+    notebook.build(root / "chapters" / "01-long.md")
+    before = _open_and_save(tmp_path, root, ["chapters/01-long.ipynb"])
+    changed = [p.name for p, data in before.items() if p.read_bytes() != data]
+    assert not changed, f"opening and saving in Jupyter rewrote {changed}"
+
+
+def test_opening_and_saving_every_chapter_changes_no_byte(tmp_path):
+    """Open each toc chapter's .md as JupyterLab does (jupytext's contents manager, outputs from
+    the paired .ipynb) and save it back: both files must come back byte for byte (on a copy)."""
+    from tools.toc import toc_notebooks
+    root = tmp_path / "repo"
+    (root / "chapters").mkdir(parents=True)
+    for name in ("jupytext.toml", "_toc.yml"):
+        (root / name).write_bytes((ROOT / name).read_bytes())
+    chapters = toc_notebooks(ROOT)
+    for ipynb in chapters:
+        for path in (ipynb, ipynb.with_suffix(".md")):
+            (root / path).write_bytes((ROOT / path).read_bytes())
+    before = _open_and_save(tmp_path, root, chapters)
+    changed = [p.name for p, data in before.items() if p.read_bytes() != data]
+    assert not changed, (
+        f"opening and saving in Jupyter rewrote {changed}: the committed files are not in the form "
+        f"jupytext writes; `make notebook NB=chapters/<name>.md` writes them in that form")
+    extra = sorted(p.name for p in (root / "chapters").iterdir()
+                   if p not in before and p.name != ".ipynb_checkpoints")
+    assert not extra, f"saving created files: {extra}"

@@ -115,3 +115,40 @@ def test_float32_tensor_captured_by_f_gets_a_hint():
     with pytest.raises(RuntimeError, match="cannot be multiplied") as other:   # other errors: untouched
         numerical_grad(lambda v: (v @ torch.ones(3, 1, dtype=torch.float64)).sum(), torch.ones(4, 2))
     assert not getattr(other.value, "__notes__", [])
+
+
+# ---- a step relative to the input, divided by the step actually taken --------------------------
+
+@pytest.mark.parametrize("scale", [1e-8, 1e-4, 1.0, 1e3, 1e6, 1e9, 1e10, 1e12])
+def test_derivative_of_a_sum_is_one_at_every_scale(scale):
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(6, generator=g, dtype=torch.float64) + 0.5) * scale
+    (gx,) = numerical_grad(lambda v: v.sum(), x)
+    assert (gx - 1).abs().max().item() < 1e-6
+
+
+def test_mixed_magnitudes_and_zeros_in_one_input():
+    x = torch.tensor([1e12, 1e-8, 0.0, -3.0], dtype=torch.float64)
+    (gx,) = numerical_grad(lambda v: v.sum(), x)
+    assert (gx - 1).abs().max().item() < 1e-6
+    (gz,) = numerical_grad(lambda v: (v ** 2).sum(), torch.zeros(3, dtype=torch.float64))
+    assert gz.abs().max().item() < 1e-9
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1e-3, 1.0, 1e3])
+def test_relative_accuracy_of_a_cubic_at_every_scale(scale):
+    x = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) * scale
+    (gx,) = numerical_grad(lambda v: (v ** 3).sum(), x)
+    exact = 3 * x ** 2
+    assert ((gx - exact).abs() / exact.abs()).max().item() < 1e-8
+
+
+def test_non_finite_inputs_are_refused_with_their_position():
+    with pytest.raises(ValueError, match=r"input 1 holds 1 non-finite value\(s\) \(nan at \[0, 1\]\)"):
+        numerical_grad(lambda a, b: (a * b).sum(), torch.ones(2, 2), torch.tensor([[1.0, math.nan]]))
+
+
+def test_numpy_scalar_eps_is_accepted():
+    np = pytest.importorskip("numpy")
+    (gx,) = numerical_grad(lambda v: (v ** 2).sum(), torch.tensor([1.0, 2.0]), eps=np.float32(1e-6))
+    assert torch.allclose(gx, torch.tensor([2.0, 4.0], dtype=torch.float64), rtol=1e-6)

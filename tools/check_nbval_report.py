@@ -31,6 +31,10 @@ def audit(report: Path, root: Path) -> list[str]:
     problems = [f"nbval did not pass {b}" for b in bad]
     notebooks = toc_notebooks(root)
     for nb_path in notebooks:
+        if not (root / nb_path).is_file():
+            problems.append(f"_toc.yml lists {nb_path}, which does not exist, so nbval validated nothing "
+                            f"of it; run `make notebook NB={nb_path.with_suffix('.md')}` or remove the entry")
+            continue
         cells = sum(1 for c in nbformat.read(root / nb_path, as_version=4).cells if c.cell_type == "code")
         got = passed.get(nb_path.as_posix(), 0)
         if got != cells:

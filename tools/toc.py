@@ -1,6 +1,10 @@
 """The notebooks the book is made of, read from _toc.yml (the single list every check uses).
 
     python -m tools.toc          # one path per line: chapters/....ipynb
+    python -m tools.toc --sources   # their .md sources (the notebooks need not exist yet)
+
+Exits 1, naming each one on stderr, when a toc notebook does not exist (so that `make nbval`
+stops with the name instead of validating nothing).
 """
 from __future__ import annotations
 
@@ -36,5 +40,31 @@ def toc_notebooks(root: Path = ROOT) -> list[Path]:
     return [Path(f) for f in toc_files(root) if f.endswith(".ipynb")]
 
 
+def missing_notebooks(root: Path = ROOT) -> list[str]:
+    """One message per toc notebook that is not there."""
+    return [f"_toc.yml lists {p}, which does not exist; run `make notebook NB={p.with_suffix('.md')}` "
+            f"or remove the entry" for p in toc_notebooks(root) if not (root / p).is_file()]
+
+
+def main(argv: list[str]) -> int:
+    sources = "--sources" in argv
+    argv = [a for a in argv if a != "--sources"]
+    root = Path(argv[0]) if argv else ROOT
+    if sources:
+        sys.stdout.write("".join(f"{p.with_suffix('.md')}\n" for p in toc_notebooks(root)))
+        return 0
+    missing = missing_notebooks(root)
+    for line in missing:
+        print(line, file=sys.stderr)
+    if missing:
+        return 1
+    notebooks = toc_notebooks(root)
+    if not notebooks:
+        print(f"{root / '_toc.yml'}: lists no .ipynb chapter", file=sys.stderr)
+        return 1
+    sys.stdout.write("".join(f"{p}\n" for p in notebooks))
+    return 0
+
+
 if __name__ == "__main__":
-    sys.stdout.write("".join(f"{p}\n" for p in toc_notebooks()))
+    sys.exit(main(sys.argv[1:]))

@@ -11,6 +11,8 @@ One idea per module:
 - ``gradlab.gradient_check``: :func:`check_function`, gradcheck/gradgradcheck as one stable row;
 - ``gradlab.bptt``: :func:`rnn_forward` and :func:`rnn_backward`, hand-written BPTT;
 - ``gradlab.layers``: layers and losses with hand-written forward and backward, and a small MLP;
+- ``gradlab.engine``: a small reverse-mode engine, scalar :class:`Value` and :class:`Tensor`
+  (chapters 08 and 09), each with ``.data``, ``.grad`` and ``.backward()``;
 - ``gradlab.exercises``: self-checks that do not reveal the answer;
 - ``gradlab.plotting``: the book's figure style.
 
@@ -18,6 +20,7 @@ Importing gradlab imports torch, but not matplotlib (only drawing and plotting f
 """
 from .bptt import RNNGrads, RNNTrace, rnn_backward, rnn_forward
 from .checking import Comparison, compare, compare_tensors
+from .engine import Tensor, Value
 from .gradient_check import GradcheckReport, check_function
 from .graph import GraphStructure, draw_graph, graph_structure
 from .jacobian import jacobian_by_columns, jacobian_by_rows
@@ -29,5 +32,6 @@ __all__ = [
     "jacobian_by_rows", "jacobian_by_columns",
     "GradcheckReport", "check_function",
     "RNNTrace", "RNNGrads", "rnn_forward", "rnn_backward",
+    "Value", "Tensor",
 ]
 __version__ = "0.1.0"

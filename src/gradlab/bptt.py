@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from ._printed import format_shape
-from ._validate import require_float_tensor, shape_str
+from ._validate import is_integer, require_float_tensor, shape_str
 
 __all__ = ["RNNTrace", "RNNGrads", "rnn_forward", "rnn_backward"]
 
@@ -154,10 +154,10 @@ def rnn_backward(trace: RNNTrace, grad_states: torch.Tensor | None = None, *,
     if grad_states is None and grad_last is None:
         raise ValueError("rnn_backward: pass grad_states (B, T, H) for a loss on every state, "
                          "grad_last (B, H) for a loss on the last state, or both.")
-    if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, int)
-                                   or truncation < 1):
+    if truncation is not None and (not is_integer(truncation) or truncation < 1):
         raise ValueError(f"rnn_backward: truncation must be a positive int (the number of steps the "
                          f"gradient may travel back) or None for full BPTT, got {truncation!r}.")
+    truncation = None if truncation is None else int(truncation)   # np.int64 is an int too
     upstream = torch.zeros_like(states)
     for name, g, shape, what in (("grad_states", grad_states, (B, T, H), "(B, T, H), like trace.states"),
                                  ("grad_last", grad_last, (B, H), "(B, H), like trace.last")):

@@ -1,61 +1,40 @@
-"""Self-checks for exercises: say whether an answer is right without printing the answer.
+"""Self-checks for exercises: say whether an answer is right without ever showing the answer.
 
-An exercise stores the fingerprint of its answer (a hash of the value rounded to a few decimals),
-never the value itself. ``check`` rounds the reader's answer the same way and compares hashes.
+Two kinds of exercise, two checks:
+
+- A **numeric answer** (a number, a list, a tensor) is checked against a *key* made once by the
+  author with :func:`answer_key`. The key holds the answer's shape, the tolerance and a salted
+  hash of the answer placed on a grid, never the value; :func:`check` places the learner's
+  answer on the same grid and compares hashes. Any answer within the tolerance passes.
+- A **code exercise** (the learner writes a gradient or a backward pass) is checked by
+  :func:`check_tensors`, which compares the learner's tensors with reference tensors the same
+  cell computed with autograd, and prints one row per tensor: never the values.
+
+Tolerances. A float key accepts an answer whose every element ``v`` is within about
+``rtol * max(|right value|, atol)`` of the right one (it always accepts ``|error| <= rtol * ...``
+and always rejects ``|error| > 1.25 * rtol * ...``; in between the grid decides). Integer keys are
+exact. Wrong answers get a hint where one helps (sign, factor of 2, shape), never the answer.
 """
 from __future__ import annotations
 
 import hashlib
 import math
+import numbers
+from typing import Mapping
 
 import torch
 
-from ._printed import PrintedResult
+from ._printed import PrintedResult, format_shape
 
-__all__ = ["fingerprint", "check", "CheckResult"]
+__all__ = ["answer_key", "check", "check_tensors", "CheckResult"]
 
-
-def _flatten(value) -> list[float]:
-    if isinstance(value, torch.Tensor):
-        if value.is_complex():
-            raise TypeError(f"an answer must be real, got a complex tensor ({value.dtype}); pass its .real or .abs().")
-        return [float(v) for v in value.detach().reshape(-1).tolist()]
-    if isinstance(value, (list, tuple)):
-        out: list[float] = []
-        for v in value:
-            out.extend(_flatten(v))
-        return out
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"an answer must be a number, a tensor, or a list/tuple of them; got {type(value).__name__}. "
-                        f"Convert NumPy values with .tolist(), and text with float(...).")
-    return [float(value)]
-
-
-def _check_decimals(decimals) -> int:
-    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 12:
-        raise ValueError(f"decimals must be an int from 0 to 12 (how many decimals are compared), got {decimals!r}.")
-    return decimals
-
-
-def fingerprint(value, decimals: int = 4) -> str:
-    """A 16-hex-digit hash of ``value`` (number, tensor, or nested list/tuple) rounded to ``decimals``.
-
-    Only the values count, flattened in row-major order: ``[[1, 2]]``, ``[1, 2]`` and
-    ``torch.tensor([1., 2.])`` share a fingerprint.
-    """
-    _check_decimals(decimals)
-    parts = []
-    for v in _flatten(value):
-        if not math.isfinite(v):
-            parts.append(repr(v))
-            continue
-        text = f"{round(v, decimals):.{decimals}f}"
-        parts.append("0." + "0" * decimals if float(text) == 0 else text)  # -0.0000 == 0.0000
-    return hashlib.sha256(",".join(parts).encode()).hexdigest()[:16]
+_VERSION = "gx1"
+_OFFSETS = 10          # grid offsets per element: acceptance band [rtol, 11/9 rtol]
+_SALT = b"gradients-by-hand/exercises"
 
 
 class CheckResult(PrintedResult):
-    """Truthy when the answer matched; ``check`` already printed ``message``."""
+    """Truthy when the answer is right; the check already printed ``message``."""
 
     def __init__(self, ok: bool, message: str):
         self.ok, self.message = ok, message
@@ -64,22 +43,258 @@ class CheckResult(PrintedResult):
         return self.message
 
 
-def check(answer, expected_fingerprint: str, decimals: int = 4) -> CheckResult:
-    """Print whether ``answer`` matches the stored fingerprint; the result is truthy if it does.
+# --- turning answers into flat lists ------------------------------------------------------------
 
-    ``None`` means "not answered yet" and prints how to proceed. ``decimals`` must be the value
-    the fingerprint was made with (4 by default).
-    """
-    _check_decimals(decimals)
-    if not (isinstance(expected_fingerprint, str) and len(expected_fingerprint) == 16):
-        raise ValueError("expected_fingerprint must be the 16-character string that fingerprint() returns "
-                         f"for the right answer, got {expected_fingerprint!r}.")
-    if answer is None:
-        result = CheckResult(False, "No answer yet: replace None with your answer and run this cell again.")
-    elif fingerprint(answer, decimals) == expected_fingerprint:
-        result = CheckResult(True, f"Correct (checked to {decimals} decimals).")
+def _as_tensor(value, what: str) -> torch.Tensor:
+    """``value`` (number, nested list/tuple, NumPy array, tensor) as a detached float64 or int64 tensor."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach()
     else:
-        result = CheckResult(False, f"Not yet: your answer does not match (checked to {decimals} decimals). "
-                                    "Try again, or open the solution.")
-    print(result.message)
+        if isinstance(value, (str, bytes)) or value is None:
+            raise TypeError(f"{what} must be a number, a list of numbers or a tensor, "
+                            f"got {type(value).__name__}; write a number such as 0.25, not text.")
+        try:
+            t = torch.as_tensor(value.tolist() if hasattr(value, "tolist") else value)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{what} must be a number, a list of numbers or a tensor, "
+                            f"got {type(value).__name__} ({err}).") from None
+    if t.is_complex():
+        raise TypeError(f"{what} must be real, got a complex tensor ({t.dtype}); pass its .real.")
+    if t.layout != torch.strided or t.device.type == "meta":
+        raise TypeError(f"{what} must be an ordinary dense CPU tensor, got layout {t.layout} on "
+                        f"{t.device}; call .to_dense() or .cpu() first.")
+    if t.dtype == torch.bool:
+        raise TypeError(f"{what} is a boolean; give a number (True/False are not answers here).")
+    t = t.cpu()
+    return t.to(torch.int64) if not t.is_floating_point() else t.to(torch.float64)
+
+
+def _grid_cells(values: torch.Tensor, rtol: float, atol: float, offsets: list[int]) -> list[int]:
+    # asinh(v / atol) is linear near 0 and logarithmic for |v| >> atol, so one grid step is a
+    # relative error for large values and an absolute one (atol * rtol) for values near zero.
+    width = 2 * rtol * _OFFSETS / (_OFFSETS - 1)
+    s = torch.asinh(values / atol)
+    return [math.floor((float(si) - j * width / _OFFSETS) / width) for si, j in zip(s, offsets)]
+
+
+def _best_offsets(values: torch.Tensor, rtol: float, atol: float) -> list[int]:
+    # For each element, the grid offset that puts it nearest the middle of its cell.
+    width = 2 * rtol * _OFFSETS / (_OFFSETS - 1)
+    s = torch.asinh(values / atol)
+    out = []
+    for si in s.tolist():
+        def margin(j):
+            pos = (si - j * width / _OFFSETS) / width
+            return abs(pos - math.floor(pos) - 0.5)
+        out.append(min(range(_OFFSETS), key=margin))
+    return out
+
+
+def _digest(kind: str, shape: tuple, parts: list) -> str:
+    text = f"{kind}|{shape}|" + ",".join(str(p) for p in parts)
+    return hashlib.sha256(_SALT + text.encode()).hexdigest()[:16]
+
+
+def _shape_text(shape: tuple) -> str:
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+def _parse_shape(text: str) -> tuple:
+    return () if text == "scalar" else tuple(int(d) for d in text.split("x"))
+
+
+def _check_positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            math.isfinite(float(value)) and float(value) > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
+    return float(value)
+
+
+def answer_key(value, *, rtol: float = 1e-3, atol: float = 1e-8) -> str:
+    """The key of a right answer, for :func:`check`: shape, tolerance and a salted hash.
+
+    ``value``: a number, a nested list or a tensor of any shape. Integers (Python ``int`` or an
+    integer tensor) give an exact key. Floats give a key that accepts answers within ``rtol``
+    relative to the right value (``atol`` is the scale below which the error counts absolutely).
+
+    >>> key = answer_key(2.5)                      # doctest: +SKIP
+    >>> check(2.5004, key)                         # doctest: +SKIP
+    Correct (within relative 1e-03).
+    """
+    rtol, atol = _check_positive("rtol", rtol), _check_positive("atol", atol)
+    t = _as_tensor(value, "the right answer")
+    shape = tuple(t.shape)
+    flat = t.reshape(-1)
+    if not t.is_floating_point():
+        return f"{_VERSION}:i:{_shape_text(shape)}:{_digest('i', shape, flat.tolist())}"
+    if not torch.isfinite(flat).all():
+        raise ValueError("the right answer contains NaN or inf; a key needs finite numbers.")
+    offsets = _best_offsets(flat, rtol, atol)
+    cells = _grid_cells(flat, rtol, atol, offsets)
+    digits = "".join(str(j) for j in offsets)
+    return (f"{_VERSION}:f:{_shape_text(shape)}:{rtol:.0e}:{atol:.0e}:{digits}:"
+            f"{_digest('f', shape, cells)}")
+
+
+def _parse_key(key):
+    if not isinstance(key, str) or not key.startswith(_VERSION + ":"):
+        raise ValueError(f"key must be the string that answer_key() returned (it starts with "
+                         f"'{_VERSION}:'), got {key!r}.")
+    parts = key.split(":")
+    try:
+        if parts[1] == "i" and len(parts) == 4:
+            return {"kind": "i", "shape": _parse_shape(parts[2]), "hash": parts[3]}
+        if parts[1] == "f" and len(parts) == 7:
+            return {"kind": "f", "shape": _parse_shape(parts[2]), "rtol": float(parts[3]),
+                    "atol": float(parts[4]), "offsets": [int(c) for c in parts[5]], "hash": parts[6]}
+    except ValueError:
+        pass
+    raise ValueError(f"key {key!r} is damaged; copy it again from the exercise.")
+
+
+def _matches(flat: torch.Tensor, spec: dict) -> bool:
+    if spec["kind"] == "i":
+        if flat.is_floating_point():
+            if not (torch.isfinite(flat).all() and (flat == flat.round()).all()):
+                return False
+            flat = flat.to(torch.int64)
+        return _digest("i", spec["shape"], flat.tolist()) == spec["hash"]
+    if not torch.isfinite(flat).all() or len(spec["offsets"]) != flat.numel():
+        return False
+    cells = _grid_cells(flat.to(torch.float64), spec["rtol"], spec["atol"], spec["offsets"])
+    return _digest("f", spec["shape"], cells) == spec["hash"]
+
+
+def _numeric_hint(flat: torch.Tensor, spec: dict) -> str | None:
+    if not torch.isfinite(flat.to(torch.float64)).all():
+        return "your answer contains NaN or inf"
+    f = flat.to(torch.float64)
+    for factor, hint in ((-1.0, "the sign is wrong"),
+                         (0.5, "your answer is twice the right one (a factor of 2 too many?)"),
+                         (2.0, "your answer is half the right one (a factor of 2 missing?)"),
+                         (-0.5, "wrong sign, and twice too large"),
+                         (-2.0, "wrong sign, and half the right size")):
+        if _matches(f * factor, spec):
+            return hint
+    for k in (3, 4, 5):
+        if _matches(f / k, spec):
+            return f"your answer is {k} times the right one"
+    return None
+
+
+def check(answer, key: str) -> CheckResult:
+    """Print whether ``answer`` is right for ``key`` (from :func:`answer_key`); truthy if it is.
+
+    ``answer`` may be a number, a list or a tensor; ``None`` means not answered yet. The printed
+    line never contains the right answer.
+    """
+    spec = _parse_key(key)
+    tol = f"within relative {spec['rtol']:.0e}" if spec["kind"] == "f" else "exactly"
+    if answer is None:
+        return _say(False, "No answer yet: replace None with your answer and run this cell again.")
+    t = _as_tensor(answer, "your answer")
+    want = spec["shape"]
+    got = tuple(t.shape)
+    size = math.prod(want)
+    if got != want and not (t.numel() == size == 1):
+        if len(got) == 2 and got[::-1] == want and _matches(t.T.reshape(-1), spec):
+            return _say(False, f"Not yet: shape {format_shape(got)}, expected {format_shape(want)}: "
+                               "your answer is the transpose of the right one.")
+        return _say(False, f"Not yet: your answer has shape {format_shape(got)}, the exercise "
+                           f"asks for shape {format_shape(want)}.")
+    flat = t.reshape(-1)
+    if _matches(flat, spec):
+        return _say(True, f"Correct ({tol}).")
+    hint = _numeric_hint(flat, spec)
+    return _say(False, f"Not yet: {hint}." if hint else
+                f"Not yet: your answer is not right ({tol}). Try again, or open the solution.")
+
+
+def _say(ok: bool, message: str) -> CheckResult:
+    result = CheckResult(ok, message)
+    print(message)
     return result
+
+
+# --- code exercises -------------------------------------------------------------------------------
+
+#: Default normwise relative tolerance of :func:`check_tensors`, by the dtype of the reference.
+CODE_RTOL = {torch.float64: 1e-8, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 2e-2}
+
+
+def _rel_error(a: torch.Tensor, e: torch.Tensor) -> float:
+    scale = max(e.abs().max().item() if e.numel() else 0.0, torch.finfo(torch.float64).tiny)
+    return ((a - e).abs().max().item() if e.numel() else 0.0) / scale
+
+
+def _tensor_verdict(mine, ref: torch.Tensor, rtol: float) -> tuple[bool, str]:
+    if mine is None:
+        return False, "no answer yet (None)"
+    if not isinstance(mine, torch.Tensor):
+        return False, f"not yet: expected a tensor, got {type(mine).__name__}"
+    if mine.is_complex() or not (mine.is_floating_point()):
+        return False, f"not yet: expected a floating-point tensor, got {mine.dtype}"
+    got, want = tuple(mine.shape), tuple(ref.shape)
+    a = mine.detach().to(torch.float64).cpu()
+    e = ref.detach().to(torch.float64).cpu()
+    if got != want:
+        if len(got) == 2 and got[::-1] == want and _rel_error(a.T, e) <= rtol:
+            return False, f"not yet: shape {format_shape(got)}, expected {format_shape(want)} (transposed?)"
+        # expected (4, 1) or (3,) from an answer (4, 3): the forward broadcast, so backward must sum
+        tail = got[len(got) - len(want):] if len(want) <= len(got) else None
+        broadcast = tail is not None and a.numel() > e.numel() and all(
+            w in (1, g) for w, g in zip(want, tail))
+        extra = " (sum over the broadcast dimensions?)" if broadcast else ""
+        return False, f"not yet: shape {format_shape(got)}, expected {format_shape(want)}{extra}"
+    if not torch.isfinite(a).all():
+        return False, "not yet: your tensor contains NaN or inf"
+    if not torch.isfinite(e).all():
+        raise ValueError("the reference tensor contains NaN or inf, so it cannot judge an answer; "
+                         "fix the cell that computes it.")
+    if _rel_error(a, e) <= rtol:
+        return True, "correct"
+    if mine.dtype != ref.dtype and _rel_error(a, e) <= CODE_RTOL.get(mine.dtype, 1e-4):
+        mine_t, ref_t = str(mine.dtype).replace("torch.", ""), str(ref.dtype).replace("torch.", "")
+        return False, f"not yet: right to {mine_t} precision; compute in {ref_t}"
+    if e.abs().max().item() > 0:
+        for factor, hint in ((-1.0, "wrong sign"), (0.5, "twice too large (a factor of 2?)"),
+                             (2.0, "half the right size (a factor of 2?)")):
+            if _rel_error(a * factor, e) <= rtol:
+                return False, f"not yet: {hint}"
+        for k in (3, 4, 5):
+            if _rel_error(a / k, e) <= rtol:
+                return False, f"not yet: {k} times too large (backward ran {k} times? zero the gradient)"
+        if _rel_error(a / e.numel(), e) <= rtol or _rel_error(a * e.numel(), e) <= rtol:
+            return False, "not yet: off by the number of elements (a mean vs a sum?)"
+    return False, "not yet: the values are wrong"
+
+
+def check_tensors(answers: Mapping[str, object], expected: Mapping[str, torch.Tensor], *,
+                  rtol: float | None = None) -> CheckResult:
+    """Check the learner's tensors against reference tensors; print one row per name.
+
+    ``answers`` and ``expected`` map the same names to tensors (``answers`` values may be
+    ``None``: not written yet). Each answer must have its reference's shape and agree within a
+    normwise relative tolerance (max |mine - ref| <= rtol * max |ref|; default from
+    :data:`CODE_RTOL` by the reference's dtype). Rows show name, shape and verdict, never values.
+    """
+    if not isinstance(answers, Mapping) or not isinstance(expected, Mapping):
+        raise TypeError("check_tensors(answers, expected) takes two dicts mapping a name to a "
+                        "tensor, e.g. check_tensors({'dx': dx}, {'dx': x.grad}).")
+    if set(answers) != set(expected):
+        raise ValueError(f"answers and expected must name the same tensors: answers has "
+                         f"{sorted(answers)}, expected has {sorted(expected)}.")
+    if rtol is not None:
+        rtol = _check_positive("rtol", rtol)
+    ok_all, rows = True, []
+    width = max(len(n) for n in expected) if expected else 0
+    for name, ref in expected.items():
+        if not isinstance(ref, torch.Tensor):
+            raise TypeError(f"expected[{name!r}] must be a tensor (e.g. x.grad after backward()), "
+                            f"got {type(ref).__name__}; did backward() run?")
+        tol = rtol if rtol is not None else CODE_RTOL.get(ref.dtype, 1e-4)
+        ok, verdict = _tensor_verdict(answers[name], ref, tol)
+        ok_all &= ok
+        rows.append(f"{name:<{width}}  {format_shape(ref.shape):<12} {verdict}")
+    message = "\n".join(rows)
+    return _say(bool(ok_all), message)

@@ -12,7 +12,10 @@ Every class is used through ``apply`` (``Mul.apply(a, b)``) and follows the same
 - ``backward`` is itself built from differentiable torch operations on saved tensors, so every
   Function supports double backward (``torch.autograd.gradgradcheck`` passes);
 - at kinks they follow torch: ``ReLU`` has derivative 0 at 0, and ``Maximum`` splits the gradient
-  in halves between tied inputs, like ``torch.relu`` and ``torch.maximum``.
+  in halves between tied inputs, like ``torch.relu`` and ``torch.maximum``;
+- where a gradient is routed (ReLU, Maximum), backward *selects* with ``torch.where`` rather than
+  multiplying by a 0/1 mask, so an infinite upstream gradient gives 0 where the route is closed
+  (not ``inf * 0 = NaN``) and a NaN input passes the gradient through, exactly as PyTorch does.
 
 They use the ``setup_context`` style (``forward`` without ``ctx``), which also makes them usable
 inside ``torch.func`` transforms such as ``torch.func.grad``.
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import require_float_tensor, require_same_dtype, shape_str
+from ._validate import is_integer, require_float_tensor, require_same_dtype, shape_str
 
 __all__ = ["Add", "Mul", "Exp", "ReLU", "Sigmoid", "Maximum", "MatMul", "Affine", "LogSumExp"]
 
@@ -109,10 +112,10 @@ class Exp(torch.autograd.Function):
 
 
 class ReLU(torch.autograd.Function):
-    """``max(x, 0)`` elementwise; any shape. Backward: ``grad_output`` where ``x > 0``, else 0.
+    """``max(x, 0)`` elementwise; any shape. Backward: 0 where ``x <= 0``, else ``grad_output``.
 
-    At ``x = 0`` the derivative is 0, as for ``torch.relu``. Saves the output (``y > 0`` exactly
-    where ``x > 0``).
+    At ``x = 0`` the derivative is 0, as for ``torch.relu``; a NaN input (NaN output) passes the
+    gradient through, as in PyTorch. Saves the output (``y <= 0`` exactly where ``x <= 0``).
     """
 
     @staticmethod
@@ -127,7 +130,7 @@ class ReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         (y,) = ctx.saved_tensors
-        return grad_output * (y > 0).to(grad_output.dtype)
+        return torch.where(y <= 0, torch.zeros_like(grad_output), grad_output)
 
 
 class Sigmoid(torch.autograd.Function):
@@ -156,7 +159,7 @@ class Maximum(torch.autograd.Function):
     """``torch.maximum(a, b)`` elementwise, with broadcasting. Output: the broadcast shape.
 
     Backward: the gradient goes to the larger input; where ``a == b`` it is split in halves, as
-    ``torch.maximum`` does. Saves both inputs.
+    ``torch.maximum`` does (and where one is NaN, both receive it, as in PyTorch). Saves both inputs.
     """
 
     @staticmethod
@@ -173,11 +176,10 @@ class Maximum(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         a, b = ctx.saved_tensors
-        dtype = grad_output.dtype
-        share_a = (a > b).to(dtype) + 0.5 * (a == b).to(dtype)   # 1, 0 or 1/2 (a tie)
-        share_b = (b > a).to(dtype) + 0.5 * (a == b).to(dtype)
-        grad_a = (grad_output * share_a).sum_to_size(a.shape) if ctx.needs_input_grad[0] else None
-        grad_b = (grad_output * share_b).sum_to_size(b.shape) if ctx.needs_input_grad[1] else None
+        routed = torch.where(a == b, grad_output / 2, grad_output)   # a tie splits the gradient
+        zero = torch.zeros_like(routed)
+        grad_a = torch.where(a < b, zero, routed).sum_to_size(a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = torch.where(a > b, zero, routed).sum_to_size(b.shape) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -281,8 +283,9 @@ class LogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(x, dim):
         require_float_tensor(x, "LogSumExp: x")
-        if isinstance(dim, bool) or not isinstance(dim, int):
+        if not is_integer(dim):
             raise TypeError(f"LogSumExp: dim must be an int (the dimension to reduce), got {type(dim).__name__}.")
+        dim = int(dim)   # a NumPy integer is an int too
         if x.dim() == 0 or not -x.dim() <= dim < x.dim():
             raise ValueError(
                 f"LogSumExp: dim={dim} is out of range for x of shape {shape_str(x)}; use a dimension "
@@ -298,7 +301,7 @@ class LogSumExp(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         x, dim = inputs
-        ctx.dim = dim
+        ctx.dim = int(dim)
         ctx.save_for_backward(x, output)
 
     @staticmethod

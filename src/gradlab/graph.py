@@ -13,6 +13,8 @@ Drawing needs matplotlib only (no graphviz or other system programs).
 """
 from __future__ import annotations
 
+import itertools
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -25,11 +27,18 @@ __all__ = ["GraphNode", "GraphEdge", "GraphStructure", "graph_structure", "draw_
 #: Readable names for operations whose snake_case class name reads worse than the math.
 _OP_ALIASES = {"maximum": "max", "minimum": "min"}
 
-#: Layout, in inches: gap between columns, distance between rows, characters per inch at font size 9.
-_COLUMN_GAP = 0.55
-_ROW_STEP = 1.0
-_CHARS_PER_INCH = 11.0
-_LINE_HEIGHT = 0.19
+#: Layout, in inches: gap between columns, padding inside a box, height of a text line, gap
+#: between boxes of one column. Text sizes in points: readable when the figure is shown at its size.
+_COLUMN_GAP = 0.32
+_BOX_PAD = 0.1
+_LINE_HEIGHT = 0.2
+_ROW_GAP = 0.3
+_LABEL_SIZE = 11
+_TEXT_SIZE = 10
+#: Layers of at most this many items are ordered by trying every permutation.
+_EXHAUSTIVE_LAYER = 6
+#: Graphs with at most this many combinations of layer orders are searched exhaustively.
+_EXHAUSTIVE_COMBOS = 20000
 
 
 @dataclass(frozen=True)
@@ -307,6 +316,38 @@ def _layout(structure: GraphStructure) -> tuple[dict[str, tuple[int, float]], li
             best, best_layers = score, [list(layer) for layer in layers]
     layers = best_layers
 
+    def around(d: int) -> int:  # crossings on both sides of layer d
+        left = _crossings(layers[d - 1], layers[d], links(d - 1)) if d > 0 else 0
+        right = _crossings(layers[d], layers[d + 1], links(d)) if d < n_layers - 1 else 0
+        return left + right
+
+    # Small graphs: try every combination of orders and keep the first with fewest crossings (the
+    # barycentre sweeps alone leave avoidable crossings in graphs with forks). Larger graphs: try
+    # every order of one small layer at a time, the others fixed, until no layer improves.
+    combos = math.prod(math.factorial(len(layer)) for layer in layers)
+    if 0 < best and combos <= _EXHAUSTIVE_COMBOS:
+        start = [list(layer) for layer in layers]
+        for choice in itertools.product(*(itertools.permutations(layer) for layer in start)):
+            layers = [list(order) for order in choice]
+            score = total()
+            if score < best:
+                best, best_layers = score, layers
+                if best == 0:
+                    break
+        layers = best_layers
+    improved = best > 0
+    while improved:
+        improved = False
+        for d in range(n_layers):
+            if len(layers[d]) < 2 or len(layers[d]) > _EXHAUSTIVE_LAYER:
+                continue
+            start, now = list(layers[d]), around(d)
+            for order in itertools.permutations(start):
+                layers[d] = list(order)
+                if around(d) < now:
+                    start, now, improved = list(order), around(d), True
+            layers[d] = start
+
     def gap(a, b) -> float:
         real = sum(not isinstance(x, tuple) for x in (a, b))
         return (0.4, 0.7, 1.0)[real]
@@ -354,9 +395,13 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
         raise TypeError(f"draw_graph: ax must be a matplotlib Axes (e.g. from plt.subplots()), got {type(ax).__name__}.")
 
     places, bends = _layout(structure)
+    # Each box: the tensor's name (bold) over the operation, then its value and gradient.
     texts: dict[str, list[tuple[str, str]]] = {}
     for n in structure.nodes:
-        lines = [(n.label, "label")]
+        if n.kind == "leaf" or not n.name:
+            lines = [(n.name or n.label, "label")]
+        else:
+            lines = [(n.name, "label"), (n.op, "op")]
         value = _format_tensor(n.tensor) if show_values else None
         if value is not None:
             lines.append((f"value {value}", "value"))
@@ -366,37 +411,40 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
         texts[n.id] = lines
 
     n_columns = max(c for c, _ in places.values()) + 1
-    widths = [0.8] * n_columns
+    widths = [0.5] * n_columns
     for n in structure.nodes:
-        longest = max(len(t) for t, _ in texts[n.id])
-        widths[n.depth] = max(widths[n.depth], longest / _CHARS_PER_INCH + 0.3)
+        longest = max(_text_width(t, role) for t, role in texts[n.id])
+        widths[n.depth] = max(widths[n.depth], longest + 2 * _BOX_PAD)
     lefts = []
     x = 0.0
     for w in widths:
         lefts.append(x)
         x += w + _COLUMN_GAP
     total_width = x - _COLUMN_GAP
-    box_height = 0.32 + _LINE_HEIGHT * (max(len(v) for v in texts.values()) - 1)
-    step = max(_ROW_STEP, box_height + 0.3)
+    box_height = 0.16 + _LINE_HEIGHT * max(len(v) for v in texts.values())
+    step = box_height + _ROW_GAP
     n_rows = max([r for _, r in places.values()] + [r for bend in bends for _, r in bend]) + 1
 
     centre = {}
     for nid, (col, row) in places.items():
         centre[nid] = (lefts[col] + widths[col] / 2, -row * step)
 
+    margin = 0.08
+    x_range = (-margin, total_width + margin)
+    y_range = (-(n_rows - 1) * step - box_height / 2 - margin, box_height / 2 + margin)
     if ax is None:
-        fig, ax = plt.subplots(figsize=(total_width + 0.4, (n_rows - 1) * step + box_height + 0.4
-                                        + (0.3 if title else 0.0)))
+        title_space = 0.35 if title else 0.0
+        fig = plt.figure(figsize=(x_range[1] - x_range[0], y_range[1] - y_range[0] + title_space))
+        ax = fig.add_axes((0, 0, 1, (y_range[1] - y_range[0]) / fig.get_figheight()))
     else:
         fig = ax.figure
+        ax.set_aspect("equal")
     ax.set_axis_off()
-    ax.set_aspect("equal")
-    ax.set_xlim(-0.2, total_width + 0.2)
-    ax.set_ylim(-(n_rows - 1) * step - box_height / 2 - 0.2, box_height / 2 + 0.2)
+    ax.set_xlim(*x_range)
+    ax.set_ylim(*y_range)
 
     fill = {"leaf": "#D6EAF8", "op": "#F2F2F2", "output": "#FDEBD0"}
     edge_colour = {"leaf": PALETTE[0], "op": "#555555", "output": PALETTE[4]}
-    text_colour = {"label": "black", "value": PALETTE[2], "grad": PALETTE[1]}
     for n in structure.nodes:
         cx, cy = centre[n.id]
         w = widths[n.depth]
@@ -406,8 +454,8 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
         lines = texts[n.id]
         top = cy + _LINE_HEIGHT * (len(lines) - 1) / 2
         for k, (text, role) in enumerate(lines):
-            ax.text(cx, top - k * _LINE_HEIGHT, text, ha="center", va="center", fontsize=9,
-                    color=text_colour[role], fontweight="bold" if role == "label" else "normal", zorder=3)
+            ax.text(cx, top - k * _LINE_HEIGHT, text, ha="center", va="center", zorder=3,
+                    **_TEXT_STYLE[role])
 
     multiplicity: dict[tuple[str, str], int] = {}
     for e in structure.edges:
@@ -420,7 +468,7 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
         (x0, y0), (x1, y1) = centre[e.src], centre[e.dst]
         start = (x0 + widths[structure.node(e.src).depth] / 2, y0)
         end = (x1 - widths[structure.node(e.dst).depth] / 2, y1)
-        style = dict(arrowstyle="-|>", mutation_scale=11, linewidth=1.1, color="#444444", zorder=1,
+        style = dict(arrowstyle="-|>", mutation_scale=12, linewidth=1.2, color="#444444", zorder=1,
                      shrinkA=0, shrinkB=1)
         if bend:  # a long edge: run through its own row in every column it crosses
             points = [start]
@@ -433,5 +481,24 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
             rad = 0.0 if m == 1 else 0.5 * (k - (m - 1) / 2) / (m - 1)  # fan out repeated edges
             ax.add_patch(FancyArrowPatch(start, end, connectionstyle=f"arc3,rad={rad}", **style))
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=_LABEL_SIZE)
     return fig
+
+
+_TEXT_STYLE = {
+    "label": {"fontsize": _LABEL_SIZE, "fontweight": "bold", "color": "black"},
+    "op": {"fontsize": _TEXT_SIZE, "color": "#333333"},
+    "value": {"fontsize": _TEXT_SIZE, "color": "#007A55"},  # darker than PALETTE[2]: contrast on grey
+    "grad": {"fontsize": _TEXT_SIZE, "color": "#B84A00"},
+}
+
+
+def _text_width(text: str, role: str) -> float:
+    """Width in inches of ``text`` drawn in the style of ``role`` (measured on the glyphs)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    style = _TEXT_STYLE[role]
+    prop = FontProperties(weight=style.get("fontweight", "normal"))
+    extents = TextPath((0, 0), text, size=style["fontsize"], prop=prop).get_extents()
+    return extents.width / 72.0

@@ -26,13 +26,14 @@ plain tensors. Caches are dicts; pass each one, unchanged, to the backward of th
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Callable, Mapping, Sequence
 
 import torch
 
 from ._printed import format_shape
-from ._validate import (require_float_tensor, require_same_dtype, require_same_shape, require_tensor,
-                        shape_str)
+from ._validate import (is_integer, is_real_number, require_float_tensor, require_same_dtype,
+                        require_same_shape, require_tensor, shape_str)
 
 __all__ = [
     "linear_forward", "linear_backward",
@@ -44,6 +45,9 @@ __all__ = [
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
     "l2_penalty_forward", "l2_penalty_backward",
     "ACTIVATIONS", "init_mlp", "mlp_forward", "mlp_backward", "mlp_loss_and_grads",
+    "layer_norm_forward", "layer_norm_backward", "batch_norm_forward", "batch_norm_backward",
+    "embedding_forward", "embedding_backward", "attention_forward", "attention_backward",
+    "softmax_backward",
 ]
 
 
@@ -136,22 +140,27 @@ def linear_backward(dout: torch.Tensor, cache: Mapping):
 
 
 def relu_forward(x: torch.Tensor):
-    """``out = max(x, 0)`` element-wise; any shape. The cache keeps the mask ``x > 0``."""
+    """``out = max(x, 0)`` element-wise; any shape.
+
+    The cache keeps the mask where the gradient passes: ``not (x <= 0)``, i.e. ``x > 0`` or NaN
+    (PyTorch passes the gradient of a NaN input through).
+    """
     x = require_float_tensor(x, "relu_forward: x")
     out = torch.relu(x)
-    return out, {"op": "relu", "mask": (x > 0).detach(), "out_shape": tuple(out.shape)}
+    return out, {"op": "relu", "mask": ~(x <= 0).detach(), "out_shape": tuple(out.shape)}
 
 
 def relu_backward(dout: torch.Tensor, cache: Mapping):
-    """Backward of :func:`relu_forward`: ``dx = dout * (x > 0)``.
+    """Backward of :func:`relu_forward`: ``dx = dout`` where ``x > 0``, else 0.
 
     At ``x == 0`` exactly, ReLU has no derivative; like PyTorch, we use the subgradient 0.
-    Returns ``(dx, {})``.
+    The gradient is selected (``torch.where``), not multiplied by a 0/1 mask, so an infinite
+    ``dout`` gives 0 where ``x <= 0`` (not NaN), as in PyTorch. Returns ``(dx, {})``.
     """
     cache = _require_cache(cache, "relu", "relu_backward")
     dout = _require_upstream(dout, cache, "relu_backward")
     with torch.no_grad():
-        return dout * cache["mask"].to(dout.dtype), {}
+        return torch.where(cache["mask"], dout, torch.zeros_like(dout)), {}
 
 
 def sigmoid_forward(x: torch.Tensor):
@@ -222,10 +231,14 @@ def mse_forward(pred: torch.Tensor, target: torch.Tensor):
 
 
 def mse_backward(cache: Mapping):
-    """Backward of :func:`mse_forward`: ``dpred = 2 * (pred - target) / numel``, the shape of ``pred``."""
+    """Backward of :func:`mse_forward`: ``dpred = 2 * (pred - target) / numel``, the shape of ``pred``.
+
+    Computed as ``(pred - target) * (2 / numel)``: the factor is formed first, as PyTorch does, so
+    ``2 * diff`` cannot overflow in float16.
+    """
     cache = _require_cache(cache, "mse", "mse_backward")
     with torch.no_grad():
-        return 2 * cache["diff"] / cache["count"]
+        return cache["diff"] * (2.0 / cache["count"])
 
 
 def bce_with_logits_forward(logits: torch.Tensor, targets: torch.Tensor):
@@ -233,7 +246,9 @@ def bce_with_logits_forward(logits: torch.Tensor, targets: torch.Tensor):
 
     Per element, ``-[y log s(z) + (1 - y) log(1 - s(z))]`` with ``s`` the sigmoid equals
     ``max(z, 0) - z * y + log(1 + exp(-|z|))``, which never takes exp() of a large positive number
-    nor log() of 0, so logits of +-100 (or more) are fine.
+    nor log() of 0, so logits of +-100 (or more) are fine. The code computes the same value as
+    ``(1 - y) * z - logsigmoid(z)``, which has no kink, so autograd differentiates it right
+    everywhere, ``sigmoid(z) - y`` at ``z = 0`` too (``max`` and ``|z|`` have kinks at 0).
     Shapes: ``logits`` and ``targets`` identical, of one floating dtype; targets are probabilities
     in [0, 1].
     """
@@ -251,7 +266,7 @@ def bce_with_logits_forward(logits: torch.Tensor, targets: torch.Tensor):
         raise ValueError(f"{fn}: targets must be probabilities in [0, 1] (usually 0. or 1.), "
                          f"but some lie outside; got values from {targets.min().item():.3g} to {targets.max().item():.3g}.")
     z = logits
-    per_element = torch.clamp(z, min=0) - z * targets + torch.log1p(torch.exp(-z.abs()))
+    per_element = (1 - targets) * z - torch.nn.functional.logsigmoid(z)
     loss = per_element.mean()
     return loss, _loss_cache("bce_with_logits", probs=torch.sigmoid(z).detach(),
                              targets=targets.detach(), count=z.numel())
@@ -270,7 +285,8 @@ def softmax_cross_entropy_forward(logits: torch.Tensor, labels: torch.Tensor):
     ``log p[i, k] = z[i, k] - m[i] - log(sum_j exp(z[i, j] - m[i]))`` with ``m[i] = max_j z[i, j]``
     (the max shift / log-sum-exp form), so every exp() argument is <= 0: no overflow, whatever the
     logits. ``loss = -mean_i log p[i, labels[i]]``.
-    Shapes: ``logits`` (N, C) float; ``labels`` (N,) integer class indices in [0, C).
+    Shapes: ``logits`` (N, C) float; ``labels`` (N,) integer class indices in [0, C), of any integer
+    dtype (uint8 included: always indices, never a mask), used as ``torch.long``.
     The cache keeps the probabilities ``p``.
     """
     fn = "softmax_cross_entropy_forward"
@@ -286,9 +302,14 @@ def softmax_cross_entropy_forward(logits: torch.Tensor, labels: torch.Tensor):
     if tuple(labels.shape) != (n,):
         raise ValueError(f"{fn}: labels must have shape ({n},), one class index per row of logits "
                          f"{shape_str(logits)}, got {shape_str(labels)}.")
+    if labels.dtype in (torch.uint16, torch.uint32, torch.uint64):
+        labels = labels.to(torch.long)   # these support no comparisons; a huge uint64 turns negative
     if bool(((labels < 0) | (labels >= c)).any()):
         raise ValueError(f"{fn}: labels must lie in [0, {c}) for logits with {c} classes, "
                          f"got values from {labels.min().item()} to {labels.max().item()}.")
+    if labels.dtype != torch.long:
+        # Index with int64: a uint8 (or bool) index tensor would act as a mask, not as indices.
+        labels = labels.to(torch.long)
     shifted = logits - logits.max(dim=1, keepdim=True).values
     log_probs = shifted - torch.log(torch.exp(shifted).sum(dim=1, keepdim=True))
     rows = torch.arange(n, device=logits.device)
@@ -310,7 +331,7 @@ def l2_penalty_forward(W: torch.Tensor, lam: float):
     """L2 penalty ``lam * sum(W**2)`` on one weight tensor (any shape) -> 0-dim tensor."""
     fn = "l2_penalty_forward"
     W = require_float_tensor(W, f"{fn}: W")
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
+    if not is_real_number(lam) or not math.isfinite(lam) or lam < 0:
         raise ValueError(f"{fn}: lam must be a finite number >= 0 (the penalty strength), got {lam!r}.")
     return lam * (W * W).sum(), _loss_cache("l2_penalty", W=W.detach(), lam=float(lam))
 
@@ -341,9 +362,9 @@ def init_mlp(sizes: Sequence[int], *, generator: torch.Generator, dtype: torch.d
         sizes = None if isinstance(sizes, str) else list(sizes)
     except TypeError:  # not iterable: a single number
         sizes = None
-    if sizes is None or len(sizes) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
-                                                   for s in sizes):
+    if sizes is None or len(sizes) < 2 or not all(is_integer(s) and s >= 1 for s in sizes):
         raise ValueError(f"init_mlp: sizes must list at least two positive integers [D_in, ..., C], got {given!r}.")
+    sizes = [int(s) for s in sizes]   # NumPy integers (np.int64) are integers too
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"init_mlp: dtype must be a floating-point torch dtype such as torch.float64, got {dtype!r}.")
     params = {}
@@ -442,7 +463,7 @@ def mlp_loss_and_grads(x: torch.Tensor, labels: torch.Tensor, params: Mapping, *
     Returns ``(loss, grads)``: the 0-dim loss and the hand-computed gradient of every parameter.
     Shapes: ``x`` (N, D_in), ``labels`` (N,) integer classes.
     """
-    if isinstance(l2, bool) or not isinstance(l2, (int, float)) or not math.isfinite(l2) or l2 < 0:
+    if not is_real_number(l2) or not math.isfinite(l2) or l2 < 0:
         raise ValueError(f"mlp_loss_and_grads: l2 must be a finite number >= 0 (the penalty strength), got {l2!r}.")
     logits, cache = mlp_forward(x, params, activation)
     loss, loss_cache = softmax_cross_entropy_forward(logits, labels)
@@ -453,3 +474,241 @@ def mlp_loss_and_grads(x: torch.Tensor, labels: torch.Tensor, params: Mapping, *
             loss = loss + penalty
             grads[f"W{i}"] = grads[f"W{i}"] + l2_penalty_backward(pc)
     return loss, grads
+
+
+# --------------------------------------------------------------------------------------------------
+# normalisation, embeddings and attention (the layers of a transformer block)
+
+
+def _require_vector(t, n: int, what: str, fn: str, dtype: torch.dtype) -> torch.Tensor:
+    t = require_float_tensor(t, f"{fn}: {what}")
+    if tuple(t.shape) != (n,):
+        raise ValueError(f"{fn}: {what} must have shape ({n},), one entry per feature, got {shape_str(t)}.")
+    if t.dtype != dtype:
+        raise TypeError(f"{fn}: {what} has dtype {t.dtype} but x has {dtype}; convert one, e.g. .to(x.dtype).")
+    return t
+
+
+def _require_eps(eps, fn: str) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"{fn}: eps must be a small positive number such as 1e-5, got {eps!r}.")
+    return float(eps)
+
+
+def _normalise(x: torch.Tensor, dim: int, eps: float):
+    mean = x.mean(dim, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim, keepdim=True)          # biased: divide by the count
+    rstd = torch.rsqrt(var + eps)
+    return (x - mean) * rstd, rstd, var
+
+
+def _normalise_backward(dxhat: torch.Tensor, xhat: torch.Tensor, rstd: torch.Tensor, dim: int):
+    # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), means over the normalised dim:
+    # the first term is the direct path, the second the path through the mean, the third the
+    # path through the variance.
+    return rstd * (dxhat - dxhat.mean(dim, keepdim=True) - xhat * (dxhat * xhat).mean(dim, keepdim=True))
+
+
+def layer_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5):
+    """Layer normalisation: each row of ``x`` normalised over its features, then scaled and shifted.
+
+    ``out[i] = (x[i] - mean(x[i])) / sqrt(var(x[i]) + eps) * gamma + beta`` (biased variance), as
+    ``F.layer_norm(x, (D,), gamma, beta, eps)``. Shapes: ``x`` (N, D), ``gamma``/``beta`` (D,).
+    The cache keeps the normalised ``xhat``, ``1/std`` per row and ``gamma``.
+    """
+    fn = "layer_norm_forward"
+    x = require_float_tensor(x, f"{fn}: x")
+    _require_batch(x, f"{fn}: x")
+    eps = _require_eps(eps, fn)
+    gamma = _require_vector(gamma, x.shape[1], "gamma", fn, x.dtype)
+    beta = _require_vector(beta, x.shape[1], "beta", fn, x.dtype)
+    xhat, rstd, _ = _normalise(x, 1, eps)
+    out = xhat * gamma + beta
+    return out, {"op": "layer_norm", "xhat": xhat.detach(), "rstd": rstd.detach(),
+                 "gamma": gamma.detach(), "out_shape": tuple(out.shape)}
+
+
+def layer_norm_backward(dout: torch.Tensor, cache: Mapping):
+    """Backward of :func:`layer_norm_forward` -> ``(dx, {"gamma": (D,), "beta": (D,)})``.
+
+    ``dx = rstd * (g - mean_j g - xhat * mean_j(g * xhat))`` per row, with ``g = dout * gamma``.
+    """
+    cache = _require_cache(cache, "layer_norm", "layer_norm_backward")
+    dout = _require_upstream(dout, cache, "layer_norm_backward", dtype=cache["xhat"].dtype)
+    with torch.no_grad():
+        xhat = cache["xhat"]
+        dx = _normalise_backward(dout * cache["gamma"], xhat, cache["rstd"], 1)
+        return dx, {"gamma": (dout * xhat).sum(0), "beta": dout.sum(0)}
+
+
+def batch_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5,
+                       running_mean: torch.Tensor | None = None, running_var: torch.Tensor | None = None,
+                       momentum: float = 0.1):
+    """Batch normalisation in training mode: each feature normalised over the batch.
+
+    As ``F.batch_norm(x, running_mean, running_var, gamma, beta, training=True, momentum, eps)``:
+    the output uses the batch's mean and biased variance; ``running_mean``/``running_var``, if given,
+    are updated in place (with the unbiased variance, like PyTorch) and carry no gradient.
+    Shapes: ``x`` (N, D) with N >= 2, ``gamma``/``beta``/running statistics (D,).
+    """
+    fn = "batch_norm_forward"
+    x = require_float_tensor(x, f"{fn}: x")
+    _require_batch(x, f"{fn}: x")
+    if x.shape[0] < 2:
+        raise ValueError(f"{fn}: x has a batch of 1 (shape {shape_str(x)}); training-mode batch norm needs "
+                         f"at least 2 rows per feature to estimate a variance. Use a larger batch or layer norm.")
+    eps = _require_eps(eps, fn)
+    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
+        raise ValueError(f"{fn}: momentum must be a number in [0, 1] (the weight of the new batch in the "
+                         f"running statistics, 0.1 by default), got {momentum!r}. PyTorch's momentum=None "
+                         f"(a cumulative average) is not supported.")
+    n, d = x.shape
+    gamma = _require_vector(gamma, d, "gamma", fn, x.dtype)
+    beta = _require_vector(beta, d, "beta", fn, x.dtype)
+    xhat, rstd, var = _normalise(x, 0, eps)
+    out = xhat * gamma + beta
+    with torch.no_grad():
+        for name, stat, value in (("running_mean", running_mean, x.mean(0)),
+                                  ("running_var", running_var, var.reshape(-1) * n / (n - 1))):
+            if stat is not None:
+                _require_vector(stat, d, name, fn, x.dtype)
+                stat.mul_(1 - momentum).add_(momentum * value.detach())
+    return out, {"op": "batch_norm", "xhat": xhat.detach(), "rstd": rstd.detach(),
+                 "gamma": gamma.detach(), "out_shape": tuple(out.shape)}
+
+
+def batch_norm_backward(dout: torch.Tensor, cache: Mapping):
+    """Backward of :func:`batch_norm_forward` -> ``(dx, {"gamma": (D,), "beta": (D,)})``.
+
+    The layer-norm formula with the roles of rows and columns swapped: means over the batch.
+    """
+    cache = _require_cache(cache, "batch_norm", "batch_norm_backward")
+    dout = _require_upstream(dout, cache, "batch_norm_backward", dtype=cache["xhat"].dtype)
+    with torch.no_grad():
+        xhat = cache["xhat"]
+        dx = _normalise_backward(dout * cache["gamma"], xhat, cache["rstd"], 0)
+        return dx, {"gamma": (dout * xhat).sum(0), "beta": dout.sum(0)}
+
+
+def embedding_forward(ids: torch.Tensor, W: torch.Tensor):
+    """Look up rows of the table ``W`` (V, D): ``out[..., :] = W[ids[...]]``, shape ``(*ids.shape, D)``.
+
+    ``ids`` holds integer token ids in [0, V), any shape, any integer dtype (as ``F.embedding``).
+    """
+    fn = "embedding_forward"
+    ids = require_tensor(ids, f"{fn}: ids")
+    W = require_float_tensor(W, f"{fn}: W")
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise TypeError(f"{fn}: ids must be integer token ids (e.g. dtype torch.long), got dtype {ids.dtype}; "
+                        f"convert with ids.long() (a boolean tensor is a mask, not ids).")
+    if W.dim() != 2:
+        raise ValueError(f"{fn}: W must be a table of shape (V, D), one row per token, got {shape_str(W)}.")
+    ids = ids.long()
+    v = W.shape[0]
+    if ids.numel() and bool(((ids < 0) | (ids >= v)).any()):
+        raise ValueError(f"{fn}: ids must lie in [0, {v}) for a table W of shape {shape_str(W)}, got ids from "
+                         f"{ids.min().item()} to {ids.max().item()}.")
+    out = W[ids]
+    return out, {"op": "embedding", "ids": ids, "table_shape": tuple(W.shape), "dtype": W.dtype,
+                 "out_shape": tuple(out.shape)}
+
+
+def embedding_backward(dout: torch.Tensor, cache: Mapping):
+    """Backward of :func:`embedding_forward` -> ``(None, {"W": (V, D)})``: a scatter-add.
+
+    Row ``t`` of ``dW`` is the sum of the upstream rows of every position that looked up token ``t``,
+    so a token used twice accumulates twice; rows never looked up stay zero. Token ids have no
+    gradient, hence ``None``.
+    """
+    cache = _require_cache(cache, "embedding", "embedding_backward")
+    dout = _require_upstream(dout, cache, "embedding_backward", dtype=cache["dtype"])
+    with torch.no_grad():
+        v, d = cache["table_shape"]
+        dW = torch.zeros(v, d, dtype=dout.dtype, device=dout.device)
+        dW.index_add_(0, cache["ids"].reshape(-1), dout.reshape(-1, d))
+        return None, {"W": dW}
+
+
+def _attention_mask(mask, causal: bool, t: int, s: int, fn: str, device) -> torch.Tensor | None:
+    keep = None
+    if mask is not None:
+        mask = require_tensor(mask, f"{fn}: mask")
+        if mask.dtype != torch.bool:
+            raise TypeError(f"{fn}: mask must be a boolean tensor (True = may attend), got dtype {mask.dtype}; "
+                            f"for a 0/1 tensor use mask.bool().")
+        if tuple(mask.shape) != (t, s):
+            raise ValueError(f"{fn}: mask must have shape ({t}, {s}) (queries x keys), got {shape_str(mask)}.")
+        keep = mask
+    if causal:
+        tri = torch.ones(t, s, dtype=torch.bool, device=device).tril()
+        keep = tri if keep is None else keep & tri
+    if keep is not None and not bool(keep.any(-1).all()):
+        row = int((~keep.any(-1)).nonzero()[0, 0])
+        raise ValueError(f"{fn}: the mask hides every key from query {row}; each query must see at least "
+                         f"one key (its softmax would be 0/0).")
+    return keep
+
+
+def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False,
+                      mask: torch.Tensor | None = None, save: str = "probs"):
+    """Single-head scaled dot-product attention: ``softmax(q @ k.T / sqrt(d) [masked]) @ v``.
+
+    As ``F.scaled_dot_product_attention(q, k, v, attn_mask=mask)`` (or ``is_causal=causal``) for one
+    head. PyTorch refuses a mask together with ``is_causal=True``; here both may be given, and a
+    query then sees the keys that the mask allows *and* that are not in its future.
+    Shapes: ``q`` (T, d), ``k`` (S, d), ``v`` (S, d_v) -> ``out`` (T, d_v). ``mask`` (T, S) boolean,
+    True where a query may attend to a key; ``causal=True`` lets query i see keys 0..i.
+    ``save="probs"`` keeps the (T, S) probabilities for backward; ``save="logsumexp"`` keeps only
+    each row's log-normaliser (T, 1) and rebuilds the probabilities in backward (the recompute idea
+    of memory-efficient attention).
+    """
+    fn = "attention_forward"
+    q, k, v = (require_float_tensor(t, f"{fn}: {n}") for t, n in ((q, "q"), (k, "k"), (v, "v")))
+    for t, n, dims in ((q, "q", "(T, d)"), (k, "k", "(S, d)"), (v, "v", "(S, d_v)")):
+        if t.dim() != 2:
+            raise ValueError(f"{fn}: {n} must have shape {dims} (one head, one sequence), got {shape_str(t)}.")
+    if k.shape[1] != q.shape[1] or v.shape[0] != k.shape[0]:
+        raise ValueError(f"{fn}: q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} do not fit: q and k "
+                         f"need the same width d, k and v the same number of keys S.")
+    require_same_dtype(fn, ("q", q), ("k", k), ("v", v))
+    if save not in ("probs", "logsumexp"):
+        raise ValueError(f"{fn}: save must be 'probs' or 'logsumexp', got {save!r}.")
+    scale = 1.0 / math.sqrt(q.shape[1])
+    keep = _attention_mask(mask, causal, q.shape[0], k.shape[0], fn, q.device)
+    scores = (q @ k.T) * scale
+    if keep is not None:
+        scores = scores.masked_fill(~keep, float("-inf"))
+    lse = torch.logsumexp(scores, dim=-1, keepdim=True)       # max-shifted inside: no overflow
+    probs = torch.exp(scores - lse)
+    out = probs @ v
+    cache = {"op": "attention", "q": q.detach(), "k": k.detach(), "v": v.detach(), "scale": scale,
+             "keep": keep, "out_shape": tuple(out.shape)}
+    cache["probs" if save == "probs" else "lse"] = (probs if save == "probs" else lse).detach()
+    return out, cache
+
+
+def softmax_backward(dp: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """The row-softmax VJP: ``dz = p * (dp - sum_j(dp * p))`` along the last dimension."""
+    return p * (dp - (dp * p).sum(-1, keepdim=True))
+
+
+def attention_backward(dout: torch.Tensor, cache: Mapping):
+    """Backward of :func:`attention_forward` -> ``(dq, dk, dv)``, shapes (T, d), (S, d), (S, d_v).
+
+    Attention has three inputs and no parameters, so it returns one gradient per input.
+    ``dv = P.T @ dout``; ``dP = dout @ v.T``; ``dS = softmax_backward(dP, P) * scale``;
+    ``dq = dS @ k``; ``dk = dS.T @ q``. A masked position has ``P = 0``, so its ``dS`` is exactly 0.
+    """
+    cache = _require_cache(cache, "attention", "attention_backward")
+    dout = _require_upstream(dout, cache, "attention_backward", dtype=cache["q"].dtype)
+    with torch.no_grad():
+        q, k, v, scale = cache["q"], cache["k"], cache["v"], cache["scale"]
+        if "probs" in cache:
+            p = cache["probs"]
+        else:   # rebuild the probabilities from the saved log-normalisers
+            scores = (q @ k.T) * scale
+            if cache["keep"] is not None:
+                scores = scores.masked_fill(~cache["keep"], float("-inf"))
+            p = torch.exp(scores - cache["lse"])
+        ds = softmax_backward(dout @ v.T, p) * scale
+        return ds @ k, ds.T @ q, p.T @ dout

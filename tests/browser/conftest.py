@@ -1,8 +1,9 @@
 """Fixtures of the real-browser test: the built site served on 127.0.0.1 and one headless Chromium.
 
 BOOK_HTML   the site to test (default: <repo>/_build/html), e.g. a preview's _build/html
-CHROMIUM    the browser binary (default: /usr/bin/chromium, Debian's package)
-CI=true     a missing browser or Playwright fails instead of skipping
+CHROMIUM    the browser binary; by default tools.chromium finds one, or installs Debian's chromium
+            (as root or with password-less sudo) or Playwright's. A missing browser is a failure,
+            never a skip, with or without CI=true.
 """
 from __future__ import annotations
 
@@ -17,13 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tools.chromium import CHROMIUM_ARGS, BrowserUnavailable, obtain
+
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("BOOK_HTML") or ROOT / "_build" / "html").resolve()
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+BROWSER = [""]  # the Chromium used, for the summary line
 
 # What the test saw, printed at the end of the run (pytest_terminal_summary).
 STATS = {"pages": 0, "math": 0, "links": 0, "anchors": 0, "images": 0, "search_results": 0}
@@ -33,12 +32,6 @@ _START = [0.0]
 @pytest.fixture(scope="session")
 def stats() -> dict:
     return STATS
-
-
-def _unavailable(reason: str):
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the browser test must run in CI)", pytrace=False)
-    pytest.skip(reason)
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -68,18 +61,22 @@ def base_url(site):
 @pytest.fixture(scope="session")
 def browser_context():
     """One headless Chromium with a new, empty profile, and its single context."""
-    if not Path(CHROMIUM).is_file():
-        _unavailable(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable("the playwright package is not installed (it is pinned in requirements.txt)")
+        pytest.fail("the playwright package is not installed: run `make venv` "
+                    "(it is pinned in requirements.txt)", pytrace=False)
+    try:
+        chromium = obtain()
+    except BrowserUnavailable as err:
+        pytest.fail(str(err), pytrace=False)
+    BROWSER[0] = chromium
     _START[0] = time.monotonic()
     profile = tempfile.mkdtemp(prefix="book-browser-profile-")
     pw = sync_playwright().start()
     try:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS,
             viewport={"width": 1280, "height": 900}, service_workers="block",
         )
         context.set_default_timeout(20_000)
@@ -95,8 +92,11 @@ def pytest_terminal_summary(terminalreporter):
         return
     elapsed = time.monotonic() - _START[0]
     terminalreporter.write_line(
-        f"browser test ({SITE}): {STATS['pages']} pages, {STATS['math']} math elements, "
+        f"browser test ({SITE}, {BROWSER[0]}): {STATS['pages']} pages, "
+        f"{STATS['math']} math elements, "
         f"{STATS['links']} internal links ({STATS['anchors']} with an anchor), "
         f"{STATS['images']} images checked; search 'Jacobian': {STATS['search_results']} results; "
         f"{elapsed:.1f} s"
     )
+    if STATS.get("pdf"):
+        terminalreporter.write_line(f"book PDF: {STATS['pdf']}")

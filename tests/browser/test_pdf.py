@@ -1,0 +1,33 @@
+"""The book as one PDF, as the built site offers it: present, linked from every page's download
+menu, and whole (tools.pdf's check: pages, numbered chapter titles, no raw TeX, images,
+internal links)."""
+from __future__ import annotations
+
+import re
+
+from tools.pdf import PDF_NAME, check_pdf, printed_titles
+
+IMG = re.compile(r'<img[^>]*\ssrc="(?:\.\./)*(_images/[^"]+)"')
+
+
+def _pages(site):
+    return [p for p in site.rglob("*.html")
+            if not p.relative_to(site).as_posix().startswith("_static/")
+            and p.name not in ("search.html", "genindex.html", "index.html")]
+
+
+def test_every_page_links_the_book_pdf(site):
+    assert (site / PDF_NAME).is_file(), f"{PDF_NAME} is missing from {site} (run `make pdf`)"
+    missing = [p.relative_to(site).as_posix() for p in _pages(site)
+               if not re.search(r'href="(?:\.\./)*' + re.escape(PDF_NAME) + '"',
+                                p.read_text(encoding="utf-8"))]
+    assert not missing, f"pages whose download menu does not link {PDF_NAME}: {missing}"
+
+
+def test_the_book_pdf_is_whole(site, stats):
+    images = set()
+    for page in _pages(site):
+        images.update(IMG.findall(page.read_text(encoding="utf-8")))
+    report = check_pdf(site / PDF_NAME, printed_titles(), min_images=len(images))
+    stats["pdf"] = report.line()
+    assert not report.problems, f"{PDF_NAME}: " + "; ".join(report.problems)
