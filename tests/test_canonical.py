@@ -37,3 +37,15 @@ def test_chapter_ipynb_is_what_jupytext_saves(ipynb):
         f"{ipynb.name} keeps jupytext.text_representation, which JupyterLab drops when it saves; "
         f"run `make notebook NB=chapters/{ipynb.with_suffix('.md').name}`")
     assert ipynb_text(nb) == text, f"{ipynb.name} is not serialised as jupytext saves it"
+
+
+@pytest.mark.parametrize("ipynb", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_the_ipynb_as_text_is_the_md(ipynb):
+    # What jupytext's contents manager checks when the .ipynb is newer than the .md (as after
+    # `make notebook`, or a checkout): if the two texts differ, JupyterLab refuses to open the .md.
+    md = ipynb.with_suffix(".md")
+    config = load_jupytext_config(str(md))
+    from_ipynb = jupytext.writes(nbformat.read(ipynb, as_version=4), fmt="md:myst", config=config)
+    assert from_ipynb == md.read_text(encoding="utf-8"), (
+        f"{ipynb.name} and {md.name} differ as text (e.g. the order of a cell's metadata keys), so "
+        f"JupyterLab refuses to open {md.name}; run `make notebook NB=chapters/{md.name}`")

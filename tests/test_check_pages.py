@@ -80,6 +80,7 @@ def test_prose_words_ignore_code_math_and_fences():
     ({"minutes": "about 90 minutes"}, "no stated time"),
     ({"exercises": 1}, "1 coding exercises"),
     ({"line": "y = '" + "x" * 90 + "'\n"}, "over 88 columns"),
+    ({"line": "torch.set_num_threads(1)\n"}, "set_num_threads outside a timing cell"),
 ])
 def test_each_budget_fails(tmp_path, kwargs, message):
     assert any(message in p for p in problems(write(tmp_path, chapter(**kwargs))))

@@ -6,7 +6,9 @@ Fails (exit 1, one line per problem) when a chapter listed in _toc.yml has:
   whose self-check runs the learner's code: ``check_tensors`` or ``check_function``);
 - a code line over 88 columns, or a stored output line over 100 columns;
 - a stored traceback over 12 lines, or a machine path in any stored output;
-- a PNG figure stored at 1x (its pixel width must be twice the width it is displayed at).
+- a PNG figure stored at 1x (its pixel width must be twice the width it is displayed at);
+- ``torch.set_num_threads`` outside a timing cell (tagged ``nbval-ignore-output``): it would hide
+  the thread-count differences that ``make test-threads`` exists to catch.
 
     python -m tools.check_pages [chapters/NN-name.md ...]     # default: every toc chapter
 """
@@ -36,6 +38,7 @@ MACHINE_PATH = re.compile(r"(?<![\w.])(/(home|root|tmp|work|usr|opt|var|Users|pr
 DIRECTIVE_LINE = re.compile(r"^\s*(`{3,}|:{3,}|:(label|class|name|nonumber|hidden):)")
 EXERCISE = re.compile(r"^\s*(:{3,}|`{3,})\{exercise(-start)?\}", re.M)
 SOLUTION_START = re.compile(r"^\s*(:{3,}|`{3,})\{solution(-start)?\}", re.M)
+SET_THREADS = re.compile(r"\btorch\.set_num_threads\(")
 CODING_CHECK = re.compile(r"\b(check_tensors|check_function)\(")
 STATED_TIME = re.compile(r"\b(\d+) minutes\b")
 
@@ -86,6 +89,9 @@ def measure(md: Path) -> PageMeasure:
                 m.code_lines += sum(1 for line in src.splitlines() if line.strip())
             if in_exercise and CODING_CHECK.search(src):
                 coding = True
+            if SET_THREADS.search(src) and "nbval-ignore-output" not in cell.metadata.get("tags", []):
+                m.problems.append("torch.set_num_threads outside a timing cell (tag nbval-ignore-output): "
+                                  "it hides thread-count differences from make test-threads")
             for i, line in enumerate(src.splitlines(), 1):
                 if len(line) > MAX_CODE_COLUMNS:
                     m.problems.append(f"code line over {MAX_CODE_COLUMNS} columns ({len(line)}): "

@@ -66,9 +66,16 @@ def chapter_source(arg: str | Path) -> Path:
 
 
 def canonical_md(md: Path) -> str:
-    """The chapter source exactly as jupytext (and so JupyterLab) writes it."""
+    """The chapter source exactly as jupytext (and so JupyterLab) writes it.
+
+    The notebook goes through its JSON form first, which sorts every cell's metadata keys, so the
+    .md is also exactly what jupytext makes of the paired .ipynb. JupyterLab compares the two when
+    the .ipynb is the newer file (as after `make notebook`), and refuses to open a chapter whose
+    two texts differ even in the order of two metadata keys.
+    """
     config = load_jupytext_config(str(md.resolve()))
-    return jupytext.writes(jupytext.read(md), fmt="md:myst", config=config)
+    nb = nbformat.reads(nbformat.writes(jupytext.read(md)), as_version=4)
+    return jupytext.writes(nb, fmt="md:myst", config=config)
 
 
 def ipynb_text(nb) -> str:
