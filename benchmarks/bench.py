@@ -90,7 +90,9 @@ def chapter_script(ipynb: Path) -> str:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        src = cell.source
+        # IPython magics (%xmode Minimal in every setup cell) are not Python: comment them out.
+        src = "\n".join("# " + line if line.lstrip().startswith(("%", "!")) else line
+                        for line in cell.source.splitlines())
         if "raises-exception" in cell.metadata.get("tags", []):
             src = "try:\n" + "".join(f"    {line}\n" for line in src.splitlines()) + "except Exception:\n    pass\n"
         parts.append(src + "\n")

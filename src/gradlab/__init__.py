@@ -14,6 +14,8 @@ One idea per module:
 - ``gradlab.engine``: a small reverse-mode engine, scalar :class:`Value` and :class:`Tensor`
   (chapters 08 and 09), each with ``.data``, ``.grad`` and ``.backward()``;
 - ``gradlab.exercises``: self-checks that do not reveal the answer;
+- ``gradlab.data``: :func:`make_spirals`, the seeded toy data set of chapters 07 and 09;
+- ``gradlab.notebook``: :func:`wrap_long_errors`, expected errors wrapped to the page's width;
 - ``gradlab.plotting``: the book's figure style.
 
 Importing gradlab imports torch, but not matplotlib (only drawing and plotting functions do).
