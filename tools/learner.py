@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import platform
 import re
 import sys
 from pathlib import Path
@@ -385,8 +386,15 @@ def learner_notebook(md: Path, citations: dict | None = None):
     out = nbformat.v4.new_notebook(cells=cells)
     out.metadata = {"kernelspec": {"name": KERNEL, "display_name": "Python 3 (ipykernel)",
                                    "language": "python"},
-                    "language_info": {"name": "python"}}
+                    "language_info": _language_info()}
     return out
+
+
+def _language_info() -> dict:
+    """What ipykernel reports for this interpreter, so JupyterLab has nothing to update on open."""
+    return {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+            "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+            "pygments_lexer": "ipython3", "version": platform.python_version()}
 
 
 def problems(nb, path: Path | str = "") -> list[str]:
