@@ -219,12 +219,7 @@ def test_right_functions_pass_at_every_input_scale(scale, capsys):
 
 
 def test_a_wrong_factor_is_caught_at_small_inputs():
-    class MulOffByOnePercent(Function):   # d/da (a*b) = b, but this returns 1.01 b
-        @staticmethod
-        def forward(ctx, a, b):
-            ctx.save_for_backward(a, b)
-            return a * b
-
+    class MulOffByOnePercent(MulIgnoresUpstream):   # d/da (a*b) = b, but this returns 1.01 b
         @staticmethod
         def backward(ctx, grad_output):
             a, b = ctx.saved_tensors

@@ -27,15 +27,20 @@ CHAPTER = HEADER + textwrap.dedent("""\
     """)
 
 
+def _one_chapter_book(tmp_path_factory, name: str, text: str) -> Path:
+    """A book of one chapter whose notebook was really regenerated and executed."""
+    root = tmp_path_factory.mktemp(name)
+    (root / "chapters").mkdir()
+    (root / "chapters" / f"{name}.md").write_text(text)
+    (root / "_toc.yml").write_text(f"format: jb-book\nroot: intro\nchapters:\n  - file: chapters/{name}.ipynb\n")
+    notebook.build(root / "chapters" / f"{name}.md")
+    return root
+
+
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
-    """A one-chapter book whose notebook was really regenerated and executed (once per module)."""
-    root = tmp_path_factory.mktemp("book")
-    (root / "chapters").mkdir()
-    (root / "chapters" / "01-tiny.md").write_text(CHAPTER)
-    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: chapters/01-tiny.ipynb\n")
-    notebook.build(root / "chapters" / "01-tiny.md")
-    return root
+    """A one-chapter book, executed once per module."""
+    return _one_chapter_book(tmp_path_factory, "01-tiny", CHAPTER)
 
 
 @pytest.fixture
@@ -293,12 +298,7 @@ FIGURE_CHAPTER = HEADER + textwrap.dedent("""\
 
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory):
-    root = tmp_path_factory.mktemp("figures")
-    (root / "chapters").mkdir()
-    (root / "chapters" / "01-fig.md").write_text(FIGURE_CHAPTER)
-    (root / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n  - file: chapters/01-fig.ipynb\n")
-    notebook.build(root / "chapters" / "01-fig.md")
-    return root
+    return _one_chapter_book(tmp_path_factory, "01-fig", FIGURE_CHAPTER)
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
+
+from ._validate import is_integer, is_real_number
 
 __all__ = ["make_spirals"]
 
@@ -18,9 +19,9 @@ def make_spirals(n_per_class: int, n_classes: int = 3, noise: float = 0.2, *,
     float64 and ``y`` (n_per_class * n_classes,) int64, arm by arm.
     """
     for name, value, low in (("n_per_class", n_per_class, 2), ("n_classes", n_classes, 1)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        if not is_integer(value) or value < low:
             raise ValueError(f"make_spirals: {name} must be an integer >= {low}, got {value!r}.")
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not (0 <= noise < math.inf):
+    if not is_real_number(noise) or not 0 <= noise < math.inf:
         raise ValueError(f"make_spirals: noise must be a finite number >= 0, got {noise!r}.")
     if not isinstance(generator, torch.Generator):
         raise TypeError("make_spirals: pass generator=torch.Generator().manual_seed(k), so that the "

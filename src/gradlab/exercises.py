@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import numbers
 from typing import Mapping
 
 import torch
 
 from ._printed import PrintedResult, format_shape
+from ._validate import positive_number, require_dense
 
 __all__ = ["answer_key", "check", "check_tensors", "CheckResult"]
 
@@ -60,9 +60,7 @@ def _as_tensor(value, what: str) -> torch.Tensor:
                             f"got {type(value).__name__} ({err}).") from None
     if t.is_complex():
         raise TypeError(f"{what} must be real, got a complex tensor ({t.dtype}); pass its .real.")
-    if t.layout != torch.strided or t.device.type == "meta":
-        raise TypeError(f"{what} must be an ordinary dense CPU tensor, got layout {t.layout} on "
-                        f"{t.device}; call .to_dense() or .cpu() first.")
+    require_dense(t, what)
     if t.dtype == torch.bool:
         raise TypeError(f"{what} is a boolean; give a number (True/False are not answers here).")
     t = t.cpu()
@@ -104,10 +102,10 @@ def _parse_shape(text: str) -> tuple:
 
 
 def _check_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
-            math.isfinite(float(value)) and float(value) > 0):
+    checked = positive_number(value)
+    if checked is None:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}.")
-    return float(value)
+    return checked
 
 
 def answer_key(value, *, rtol: float = 1e-3, atol: float = 1e-8) -> str:

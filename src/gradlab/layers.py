@@ -26,14 +26,13 @@ plain tensors. Caches are dicts; pass each one, unchanged, to the backward of th
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Callable, Mapping, Sequence
 
 import torch
 
 from ._printed import format_shape
-from ._validate import (is_integer, is_real_number, require_float_tensor, require_same_dtype,
-                        require_same_shape, require_tensor, shape_str)
+from ._validate import (is_integer, is_real_number, positive_number, require_float_tensor,
+                        require_same_dtype, require_same_shape, require_tensor, shape_str)
 
 __all__ = [
     "linear_forward", "linear_backward",
@@ -490,9 +489,10 @@ def _require_vector(t, n: int, what: str, fn: str, dtype: torch.dtype) -> torch.
 
 
 def _require_eps(eps, fn: str) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (math.isfinite(eps) and eps > 0):
+    checked = positive_number(eps)
+    if checked is None:
         raise ValueError(f"{fn}: eps must be a small positive number such as 1e-5, got {eps!r}.")
-    return float(eps)
+    return checked
 
 
 def _normalise(x: torch.Tensor, dim: int, eps: float):
@@ -528,17 +528,22 @@ def layer_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
                  "gamma": gamma.detach(), "out_shape": tuple(out.shape)}
 
 
+def _norm_layer_backward(dout: torch.Tensor, cache: Mapping, op: str, dim: int):
+    # Layer norm and batch norm share one backward; they differ in the dim they normalise over.
+    cache = _require_cache(cache, op, f"{op}_backward")
+    dout = _require_upstream(dout, cache, f"{op}_backward", dtype=cache["xhat"].dtype)
+    with torch.no_grad():
+        xhat = cache["xhat"]
+        dx = _normalise_backward(dout * cache["gamma"], xhat, cache["rstd"], dim)
+        return dx, {"gamma": (dout * xhat).sum(0), "beta": dout.sum(0)}
+
+
 def layer_norm_backward(dout: torch.Tensor, cache: Mapping):
     """Backward of :func:`layer_norm_forward` -> ``(dx, {"gamma": (D,), "beta": (D,)})``.
 
     ``dx = rstd * (g - mean_j g - xhat * mean_j(g * xhat))`` per row, with ``g = dout * gamma``.
     """
-    cache = _require_cache(cache, "layer_norm", "layer_norm_backward")
-    dout = _require_upstream(dout, cache, "layer_norm_backward", dtype=cache["xhat"].dtype)
-    with torch.no_grad():
-        xhat = cache["xhat"]
-        dx = _normalise_backward(dout * cache["gamma"], xhat, cache["rstd"], 1)
-        return dx, {"gamma": (dout * xhat).sum(0), "beta": dout.sum(0)}
+    return _norm_layer_backward(dout, cache, "layer_norm", 1)
 
 
 def batch_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5,
@@ -558,7 +563,7 @@ def batch_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
         raise ValueError(f"{fn}: x has a batch of 1 (shape {shape_str(x)}); training-mode batch norm needs "
                          f"at least 2 rows per feature to estimate a variance. Use a larger batch or layer norm.")
     eps = _require_eps(eps, fn)
-    if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum <= 1:
+    if not is_real_number(momentum) or not 0 <= momentum <= 1:
         raise ValueError(f"{fn}: momentum must be a number in [0, 1] (the weight of the new batch in the "
                          f"running statistics, 0.1 by default), got {momentum!r}. PyTorch's momentum=None "
                          f"(a cumulative average) is not supported.")
@@ -582,12 +587,7 @@ def batch_norm_backward(dout: torch.Tensor, cache: Mapping):
 
     The layer-norm formula with the roles of rows and columns swapped: means over the batch.
     """
-    cache = _require_cache(cache, "batch_norm", "batch_norm_backward")
-    dout = _require_upstream(dout, cache, "batch_norm_backward", dtype=cache["xhat"].dtype)
-    with torch.no_grad():
-        xhat = cache["xhat"]
-        dx = _normalise_backward(dout * cache["gamma"], xhat, cache["rstd"], 0)
-        return dx, {"gamma": (dout * xhat).sum(0), "beta": dout.sum(0)}
+    return _norm_layer_backward(dout, cache, "batch_norm", 0)
 
 
 def embedding_forward(ids: torch.Tensor, W: torch.Tensor):

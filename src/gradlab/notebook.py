@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import textwrap
 
+from ._validate import is_integer
+
 __all__ = ["wrap_long_errors"]
 
 
@@ -19,7 +21,7 @@ def wrap_long_errors(*exception_types: type[BaseException], width: int = 100) ->
     sideways. Returns True if a handler was installed, False outside IPython (a plain script shows
     errors as Python does).
     """
-    if isinstance(width, bool) or not isinstance(width, int) or width < 20:
+    if not is_integer(width) or width < 20:
         raise ValueError(f"wrap_long_errors: width must be an int of at least 20 columns, got {width!r}.")
     types = exception_types or (RuntimeError,)
     if not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
