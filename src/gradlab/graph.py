@@ -29,12 +29,8 @@ _OP_ALIASES = {"maximum": "max", "minimum": "min"}
 
 #: Layout, in inches: gap between columns, padding inside a box, height of a text line, gap
 #: between boxes of one column. Text sizes in points: readable when the figure is shown at its size.
-_COLUMN_GAP = 0.32
-_BOX_PAD = 0.1
-_LINE_HEIGHT = 0.2
-_ROW_GAP = 0.3
-_LABEL_SIZE = 11
-_TEXT_SIZE = 10
+_COLUMN_GAP, _BOX_PAD, _LINE_HEIGHT, _ROW_GAP = 0.32, 0.1, 0.2, 0.3
+_LABEL_SIZE, _TEXT_SIZE = 11, 10
 #: Layers of at most this many items are ordered by trying every permutation.
 _EXHAUSTIVE_LAYER = 6
 #: Graphs with at most this many combinations of layer orders are searched exhaustively.
@@ -425,9 +421,7 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
     step = box_height + _ROW_GAP
     n_rows = max([r for _, r in places.values()] + [r for bend in bends for _, r in bend]) + 1
 
-    centre = {}
-    for nid, (col, row) in places.items():
-        centre[nid] = (lefts[col] + widths[col] / 2, -row * step)
+    centre = {nid: (lefts[col] + widths[col] / 2, -row * step) for nid, (col, row) in places.items()}
 
     margin = 0.08
     x_range = (-margin, total_width + margin)
