@@ -30,8 +30,8 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from ._printed import format_shape
-from ._validate import (is_integer, is_real_number, positive_number, require_float_tensor,
+from .._printed import format_shape
+from .._validate import (is_integer, is_real_number, positive_number, require_float_tensor,
                         require_same_dtype, require_same_shape, require_tensor, shape_str)
 
 __all__ = [

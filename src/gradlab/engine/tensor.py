@@ -1,23 +1,15 @@
-"""A small reverse-mode autograd engine: scalar :class:`Value` and :class:`Tensor` (chapters 08 and 09).
+"""Chapter 09's engine: :class:`Tensor`, a ``torch.Tensor`` of floats with its own reverse mode.
 
-One design for both classes
----------------------------
-* Every result of an operation is a *node*: it keeps its ``data``, the nodes it was computed from
-  (``_inputs``) and its *local backward rule* ``_backward``, a function that takes the gradient of
-  the node (``g``, the shape of ``data``) and returns one gradient per input (``None`` for an input
-  that needs none). A node built directly from data (a *leaf*) has no inputs and no rule.
-* ``root.backward()`` orders the graph so that every node comes after all the nodes computed from
-  it (reverse topological order), seeds ``root.grad`` with 1 and hands each node's gradient to its
-  rule, *adding* what the rule returns to each input's ``grad``: a node used twice (``a + a``) gets
-  the sum of both contributions.
-* Leaves accumulate over calls, like PyTorch's ``.grad``: call :meth:`zero_grad` (or set
-  ``grad`` back to 0 / ``None``) between training steps. Interior nodes are reset at the start of
-  every ``backward()``, so a second call adds exactly the same gradient to the leaves again.
+The same design as chapter 08's ``Value`` (see :mod:`gradlab.engine`), with tensors: each rule
+returns gradients of its inputs' shapes, broadcasting is undone by :func:`unbroadcast`, and
+:func:`cross_entropy` is one fused node. Every rule runs the kernel PyTorch's own backward runs,
+so the results agree with autograd at the edges too (NaN, infinities, ReLU's kink).
 
-``Value`` holds a Python float; its ``grad`` starts at 0.0. ``Tensor`` holds a floating-point
-``torch.Tensor`` and runs PyTorch kernels on it with autograd never involved (its data never
-requires grad); its ``grad`` starts at ``None``. Elementwise operations broadcast like PyTorch's,
-and their backward rules sum the gradient back to each input's shape (:func:`unbroadcast`).
+Saved data and in-place changes: a rule keeps references to the tensors it needs (an input's
+``data`` or the output). A node records their version counters (``torch.Tensor._version``, the
+counter PyTorch bumps on every in-place change, chapter 02), and ``backward()`` checks them all
+before it changes any gradient: data changed in place after the forward pass would give a
+silently wrong gradient, so it is refused, as PyTorch refuses it.
 """
 from __future__ import annotations
 
@@ -26,140 +18,13 @@ from numbers import Real
 
 import torch
 
-from ._printed import format_shape
+from .._printed import format_shape
+from .value import topological_order
 
-__all__ = ["Value", "Tensor", "unbroadcast", "cross_entropy", "topological_order"]
+__all__ = ["Tensor", "unbroadcast", "cross_entropy"]
 
-
-def topological_order(root) -> list:
-    """Every node reachable from ``root``, each after all of its inputs (``root`` last).
-
-    Iterative depth-first search, so deep graphs do not hit Python's recursion limit. Only nodes
-    with ``requires_grad`` are followed (every ``Value`` has it).
-    """
-    order, seen = [], set()
-    stack = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
-        for inp in node._inputs:
-            if inp.requires_grad and inp not in seen:
-                stack.append((inp, False))
-    return order
-
-
-# ==================================================================================================
-# Value: one float
-
-
-def _as_value(x) -> "Value":
-    if isinstance(x, Value):
-        return x
-    if isinstance(x, bool) or not isinstance(x, Real):
-        raise TypeError(f"Value works with real numbers, got {type(x).__name__} ({x!r}).")
-    return Value(x)
-
-
-class Value:
-    """A scalar node: ``data`` (float), ``grad`` (float, d root / d this node after backward)."""
-
-    __slots__ = ("data", "grad", "_inputs", "_backward")
-    requires_grad = True
-
-    def __init__(self, data, _inputs: tuple = (), _backward=None):
-        if isinstance(data, bool) or not isinstance(data, Real):
-            raise TypeError(f"Value holds one real number, got {type(data).__name__} ({data!r}).")
-        self.data = float(data)
-        self.grad = 0.0
-        self._inputs = _inputs
-        self._backward = _backward
-
-    def __repr__(self) -> str:
-        return f"Value(data={self.data:.6g}, grad={self.grad:.6g})"
-
-    # -- operations: each returns a node with its inputs and its local backward rule ----------
-    def __add__(self, other):
-        other = _as_value(other)
-        return Value(self.data + other.data, (self, other), lambda g: (g, g))
-
-    def __mul__(self, other):
-        other = _as_value(other)
-        a, b = self.data, other.data
-        return Value(a * b, (self, other), lambda g: (g * b, g * a))
-
-    def __pow__(self, p):
-        if isinstance(p, bool) or not isinstance(p, Real):
-            raise TypeError(f"Value ** p needs a real number p, got {type(p).__name__}.")
-        a = self.data
-        if p == 0:  # constant 1: gradient 0, also at a = 0 (where a ** (p - 1) would divide by 0)
-            return Value(1.0, (self,), lambda g: (0.0,))
-        return Value(a ** p, (self,), lambda g: (g * p * a ** (p - 1),))
-
-    def __truediv__(self, other):
-        other = _as_value(other)
-        a, b = self.data, other.data
-        return Value(a / b, (self, other), lambda g: (g / b, -g * a / (b * b)))
-
-    def relu(self):
-        a = self.data
-        return Value(a if a > 0 else 0.0, (self,), lambda g: (g if a > 0 else 0.0,))
-
-    def tanh(self):
-        t = math.tanh(self.data)
-        return Value(t, (self,), lambda g: (g * (1.0 - t * t),))
-
-    def exp(self):
-        e = math.exp(self.data)
-        return Value(e, (self,), lambda g: (g * e,))
-
-    def log(self):
-        a = self.data
-        return Value(math.log(a), (self,), lambda g: (g / a,))
-
-    # -- the rest, from the operations above -----------------------------------------------
-    def __neg__(self):
-        return self * -1.0
-
-    def __sub__(self, other):
-        return self + (-_as_value(other))
-
-    def __radd__(self, other):
-        return _as_value(other) + self
-
-    def __rmul__(self, other):
-        return _as_value(other) * self
-
-    def __rsub__(self, other):
-        return _as_value(other) - self
-
-    def __rtruediv__(self, other):
-        return _as_value(other) / self
-
-    # -- the engine -------------------------------------------------------------------------
-    def backward(self) -> None:
-        """Fill ``grad`` of every node this one depends on with d self / d node."""
-        order = topological_order(self)
-        for node in order:
-            if node._inputs:
-                node.grad = 0.0
-        self.grad += 1.0
-        for node in reversed(order):
-            if node._inputs:
-                for inp, g in zip(node._inputs, node._backward(node.grad)):
-                    inp.grad += g
-
-    def zero_grad(self) -> None:
-        self.grad = 0.0
-
-
-# ==================================================================================================
-# Tensor: a torch.Tensor of floats
+#: PyTorch's own ReLU backward kernel: the gradient where ``out > 0`` (or NaN), else exactly 0.
+_threshold_backward = torch.ops.aten.threshold_backward.default
 
 
 def _shape(shape) -> str:
@@ -190,8 +55,11 @@ def _check_float(data: torch.Tensor, what: str) -> torch.Tensor:
     return data
 
 
-def _node(data: torch.Tensor, inputs: tuple, backward) -> "Tensor":
-    """A result node, built without Tensor.__init__'s checks (the hot path of every operation)."""
+def _node(data: torch.Tensor, inputs: tuple, backward, op: str = "", saved: tuple = ()) -> "Tensor":
+    """A result node, built without Tensor.__init__'s checks (the hot path of every operation).
+
+    ``saved`` lists the tensors ``backward`` reads; their version counters are recorded now.
+    """
     out = object.__new__(Tensor)
     out.data, out.grad = data, None
     out.requires_grad = False
@@ -201,9 +69,26 @@ def _node(data: torch.Tensor, inputs: tuple, backward) -> "Tensor":
             break
     if out.requires_grad:
         out._inputs, out._backward = inputs, backward
+        out._saved = (op, saved, [t._version for t in saved]) if saved else None
     else:
-        out._inputs, out._backward = (), None
+        out._inputs, out._backward, out._saved = (), None, None
     return out
+
+
+def _check_saved(order: list) -> None:
+    """Refuse a graph whose saved data was changed in place after the forward pass."""
+    for node in order:
+        if node._saved is None:
+            continue
+        op, tensors, versions = node._saved
+        for t, version in zip(tensors, versions):
+            if t._version != version:
+                raise RuntimeError(
+                    f"backward(): a tensor of shape {_shape(t.shape)} that the rule of {op} saved in the "
+                    f"forward pass (an input's data or its result) was changed in place since (version "
+                    f"{version} -> {t._version}); its gradient would be silently wrong, so nothing was "
+                    f"computed. Run the forward pass again after changing data, or change a copy "
+                    f"(x.data = x.data * 2 rather than x.data.mul_(2)).")
 
 
 def _broadcast_error(op: str, a: torch.Tensor, b) -> ValueError:
@@ -220,7 +105,7 @@ class Tensor:
     such as a batch of data that need no gradient can say ``requires_grad=False``.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_inputs", "_backward")
+    __slots__ = ("data", "grad", "requires_grad", "_inputs", "_backward", "_saved")
 
     def __init__(self, data, requires_grad: bool = True):
         if isinstance(data, Tensor):
@@ -231,7 +116,7 @@ class Tensor:
             data = torch.tensor(data, dtype=torch.get_default_dtype())
         self.data, self.grad = data, None
         self.requires_grad = bool(requires_grad)
-        self._inputs, self._backward = (), None
+        self._inputs, self._backward, self._saved = (), None, None
 
     def __repr__(self) -> str:
         return f"Tensor(shape={_shape(self.data.shape)}, dtype={self.data.dtype})"
@@ -276,7 +161,7 @@ class Tensor:
         ra, rb = self.requires_grad, other.requires_grad
         return _node(out, (self, other), lambda g: (
             unbroadcast(g * b, a.shape) if ra else None,
-            unbroadcast(g * a, b.shape) if rb else None))
+            unbroadcast(g * a, b.shape) if rb else None), "*", (a, b))
 
     def __sub__(self, other):
         other = self._other(other, "-")
@@ -297,9 +182,10 @@ class Tensor:
         except RuntimeError:
             raise _broadcast_error("/", a, b) from None
         ra, rb = self.requires_grad, other.requires_grad
+        # PyTorch's rules: d/da = g / b, d/db = -g * ((a / b) / b)
         return _node(out, (self, other), lambda g: (
             unbroadcast(g / b, a.shape) if ra else None,
-            unbroadcast(-g * out / b, b.shape) if rb else None))
+            unbroadcast(-g * (out / b), b.shape) if rb else None), "/", (b, out))
 
     def __neg__(self):
         return _node(-self.data, (self,), lambda g: (-g,))
@@ -321,28 +207,30 @@ class Tensor:
             raise TypeError(f"Tensor ** p needs a number p (a constant exponent), got {type(p).__name__}.")
         a = self.data
         if p == 2:
-            return _node(a * a, (self,), lambda g: (g * 2.0 * a,))
+            return _node(a * a, (self,), lambda g: (g * (2.0 * a),), "** 2", (a,))
         if p == 0:  # a ** 0 is constant: gradient 0 everywhere, also at a = 0 (as PyTorch's)
             return _node(torch.ones_like(a), (self,), lambda g: (torch.zeros_like(a),))
-        return _node(a ** p, (self,), lambda g: (g * p * a ** (p - 1),))
+        return _node(a ** p, (self,), lambda g: (g * (p * a ** (p - 1)),), f"** {p}", (a,))
 
     def exp(self):
         out = self.data.exp()
-        return _node(out, (self,), lambda g: (g * out,))
+        return _node(out, (self,), lambda g: (g * out,), "exp", (out,))
 
     def log(self):
         a = self.data
-        return _node(a.log(), (self,), lambda g: (g / a,))
+        return _node(a.log(), (self,), lambda g: (g / a,), "log", (a,))
 
     def tanh(self):
         out = self.data.tanh()
-        return _node(out, (self,), lambda g: (g * (1.0 - out * out),))
+        return _node(out, (self,), lambda g: (g * (1.0 - out * out),), "tanh", (out,))
 
     def relu(self):
         out = self.data.relu()
-        # out >= 0, so sign(out) is the 0/1 mask of out > 0; it is a much cheaper kernel than a
-        # comparison, which makes a bool tensor that the product must then convert.
-        return _node(out, (self,), lambda g: (g * out.sign(),))
+        # The gradient is selected, not multiplied by a 0/1 mask: it passes where out > 0 and where
+        # out is NaN (slope 1, as PyTorch), and is exactly 0 elsewhere even if g is inf or NaN.
+        # threshold_backward is the kernel of PyTorch's own ReLU backward; it is also faster
+        # than a comparison and a product.
+        return _node(out, (self,), lambda g: (_threshold_backward(g, out, 0),), "relu", (out,))
 
     # -- matrix product ----------------------------------------------------------------------
     def __matmul__(self, other):
@@ -362,15 +250,16 @@ class Tensor:
         ra, rb = self.requires_grad, other.requires_grad
         if a.dim() == 2 and b.dim() == 2:  # the common case, without reshapes
             return _node(out, (self, other), lambda g: (g @ b.T if ra else None,
-                                                        a.T @ g if rb else None))
-        return _node(out, (self, other), lambda g: _matmul_backward(g, a, b, ra, rb))
+                                                        a.T @ g if rb else None), "@", (a, b))
+        return _node(out, (self, other), lambda g: _matmul_backward(g, a, b, ra, rb), "@", (a, b))
 
     # -- reductions --------------------------------------------------------------------------
     def sum(self, axis=None, keepdims: bool = False):
         a = self.data
-        if axis is None:
+        if axis is None:   # every dimension; keepdims=True keeps each as size 1, like torch's
             shape = a.shape
-            return _node(a.sum(), (self,), lambda g: (g.expand(shape),))
+            out = a.sum(tuple(range(a.dim())), keepdim=True) if keepdims and a.dim() else a.sum()
+            return _node(out, (self,), lambda g: (g.expand(shape),))
         dims = _dims(axis, a.dim())
         out = a.sum(dims, keepdim=keepdims)
         return _node(out, (self,), lambda g: (_expand_back(g, a.shape, dims, keepdims),))
@@ -406,6 +295,7 @@ class Tensor:
             raise RuntimeError("backward(): this Tensor does not depend on any Tensor that "
                                "requires grad, so there is nothing to differentiate.")
         order = topological_order(self)
+        _check_saved(order)   # before any gradient changes
         for node in order:
             if node._backward is not None:
                 node.grad = None
@@ -470,17 +360,33 @@ def cross_entropy(logits: Tensor, labels: torch.Tensor) -> Tensor:
 
     Forward: the stable log-softmax (max shift and log-sum-exp, PyTorch's ``log_softmax`` kernel).
     Backward: one rule for the whole loss, ``(softmax(logits) - onehot(labels)) / N``.
+    ``labels`` may have any integer dtype (uint8 included: class indices, never a mask); each must
+    lie in [0, C). PyTorch's ``ignore_index`` (label -100 skipped) is not supported.
     """
+    fn = "cross_entropy"
     if not isinstance(logits, Tensor):
-        raise TypeError(f"cross_entropy: logits must be a Tensor, got {type(logits).__name__}.")
+        raise TypeError(f"{fn}: logits must be a Tensor, got {type(logits).__name__}.")
     z = logits.data
     if z.dim() != 2:
-        raise ValueError(f"cross_entropy: logits must have shape (N, C), got {_shape(z.shape)}.")
-    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
-        raise TypeError("cross_entropy: labels must be a torch.Tensor of integer class indices.")
-    n = z.shape[0]
+        raise ValueError(f"{fn}: logits must have shape (N, C), got {_shape(z.shape)}.")
+    if (not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex()
+            or labels.dtype == torch.bool):
+        got = f"dtype {labels.dtype}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise TypeError(f"{fn}: labels must be a torch.Tensor of integer class indices, got {got}; "
+                        f"for float indices use labels.long(), for one-hot rows labels.argmax(1).")
+    n, c = z.shape
     if labels.shape != (n,):
-        raise ValueError(f"cross_entropy: labels must have shape ({n},), got {_shape(labels.shape)}.")
+        raise ValueError(f"{fn}: labels must have shape ({n},), one class per row of logits "
+                         f"{_shape(z.shape)}, got {_shape(labels.shape)}.")
+    if labels.dtype != torch.long:
+        # gather needs int64 indices; uint16/32/64 support no comparisons (a huge uint64 turns
+        # negative here, and so out of range below).
+        labels = labels.long()
+    if n:
+        lo, hi = torch.aminmax(labels)
+        if lo < 0 or hi >= c:
+            raise ValueError(f"{fn}: labels must lie in [0, {c}) for logits with {c} classes, got values "
+                             f"from {int(lo)} to {int(hi)} (PyTorch's ignore_index is not supported).")
     logp = torch.log_softmax(z, dim=1)
     idx = labels.unsqueeze(1)
     loss = logp.gather(1, idx).sum().neg_().div_(n)
@@ -490,4 +396,4 @@ def cross_entropy(logits: Tensor, labels: torch.Tensor) -> Tensor:
         d.scatter_add_(1, idx, torch.full((n, 1), -1.0, dtype=d.dtype))
         return (d.mul_(g / n),)
 
-    return _node(loss, (logits,), backward)
+    return _node(loss, (logits,), backward, "cross_entropy", (idx,))
