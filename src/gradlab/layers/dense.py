@@ -1,27 +1,7 @@
-"""Neural-network layers and losses with hand-written backward passes, and a small MLP built from them.
+"""Chapter 07's layers: the affine layer, the activations, the losses and L2 penalty, and the MLP.
 
-One convention for everything in this module
---------------------------------------------
-* **Batch first.** A batch of ``N`` examples with ``D`` features is a tensor of shape ``(N, D)``.
-* **A layer** is a pair of functions. ``<layer>_forward(x, *params)`` returns ``(out, cache)``:
-  ``cache`` holds exactly what the backward pass needs. ``<layer>_backward(dout, cache)`` takes
-  ``dout`` = dL/d(out), the upstream gradient with the shape of ``out``, and returns
-  ``(dx, grads)``: dL/dx with the shape of ``x``, and a dict of parameter gradients keyed like the
-  parameters (``{"W": dW, "b": db}`` for :func:`linear_forward`; ``{}`` for an activation).
-* **A loss** ends the graph: ``<loss>_forward(prediction, target)`` returns ``(loss, cache)``, a
-  0-dim tensor averaged over the batch (over every element for MSE and BCE), and
-  ``<loss>_backward(cache)`` returns dL/d(prediction). The upstream gradient of a loss is 1.
-  :func:`l2_penalty_forward` follows the same pattern for a penalty on one weight tensor.
-* **One dtype.** The tensors a layer, a loss or the MLP takes share one floating dtype (labels
-  excepted), and so does the upstream gradient of a linear layer or of the MLP; mixing them raises a
-  ``TypeError`` that names them.
-* **The MLP** uses the same shape of API: :func:`mlp_forward` returns ``(logits, cache)`` and
-  :func:`mlp_backward` returns ``(dx, grads)`` with one gradient per parameter, keyed like the
-  parameter dict (``"W1"``, ``"b1"``, ``"W2"``, ...).
-
-Forward functions are ordinary PyTorch code, so autograd can differentiate them too (that is how the
-tests check the backward functions). Backward functions run under ``torch.no_grad()`` and return
-plain tensors. Caches are dicts; pass each one, unchanged, to the backward of the layer that made it.
+The conventions (``(out, cache)`` from a forward, ``(dx, grads)`` from a backward, batch first,
+one dtype) are those of :mod:`gradlab.layers`.
 """
 from __future__ import annotations
 
@@ -30,9 +10,9 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .._printed import format_shape
-from .._validate import (is_integer, is_real_number, positive_number, require_float_tensor,
-                        require_same_dtype, require_same_shape, require_tensor, shape_str)
+from .._validate import (is_integer, is_real_number, require_float_tensor, require_same_dtype,
+                         require_same_shape, require_tensor, shape_str)
+from ._checks import require_batch, require_cache, require_upstream, saving
 
 __all__ = [
     "linear_forward", "linear_backward",
@@ -44,51 +24,7 @@ __all__ = [
     "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
     "l2_penalty_forward", "l2_penalty_backward",
     "ACTIVATIONS", "init_mlp", "mlp_forward", "mlp_backward", "mlp_loss_and_grads",
-    "layer_norm_forward", "layer_norm_backward", "batch_norm_forward", "batch_norm_backward",
-    "embedding_forward", "embedding_backward", "attention_forward", "attention_backward",
-    "softmax_backward",
 ]
-
-
-# --------------------------------------------------------------------------------------------------
-# argument checks
-
-
-def _require_batch(t: torch.Tensor, what: str, features: str = "D") -> None:
-    if t.dim() != 2:
-        raise ValueError(
-            f"{what} must be a batch of shape (N, {features}) (batch first), got shape {shape_str(t)}. "
-            f"For a single example of shape (D,), add the batch dimension with .unsqueeze(0)."
-        )
-    if t.shape[0] == 0:
-        raise ValueError(f"{what} is an empty batch (shape {shape_str(t)}): pass at least one example.")
-
-
-def _require_cache(cache, op: str, fn: str) -> Mapping:
-    if not isinstance(cache, Mapping) or "op" not in cache:
-        raise TypeError(f"{fn}: cache must be the dict returned by {op}_forward, got {type(cache).__name__}.")
-    if cache["op"] != op:
-        raise ValueError(
-            f"{fn}: this cache was made by {cache['op']}_forward, not {op}_forward. "
-            f"Pass each layer's cache to the backward function of the same layer."
-        )
-    return cache
-
-
-def _require_upstream(dout, cache: Mapping, fn: str, name: str = "dout",
-                      dtype: torch.dtype | None = None) -> torch.Tensor:
-    dout = require_float_tensor(dout, f"{fn}: {name}")
-    if tuple(dout.shape) != cache["out_shape"]:
-        raise ValueError(
-            f"{fn}: {name} has shape {shape_str(dout)}, but the forward output had shape "
-            f"{format_shape(cache['out_shape'])}. The upstream gradient dL/d(out) always has the shape of out."
-        )
-    if dtype is not None and dout.dtype != dtype:
-        raise TypeError(
-            f"{fn}: {name} has dtype {dout.dtype}, but the forward pass ran in {dtype}. "
-            f"Give the upstream gradient the dtype of the forward output, e.g. {name}.to({dtype})."
-        )
-    return dout
 
 
 # --------------------------------------------------------------------------------------------------
@@ -103,7 +39,7 @@ def linear_forward(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor):
     """
     fn = "linear_forward"
     x, W, b = require_float_tensor(x, f"{fn}: x"), require_float_tensor(W, f"{fn}: W"), require_float_tensor(b, f"{fn}: b")
-    _require_batch(x, f"{fn}: x", "D_in")
+    require_batch(x, f"{fn}: x", "D_in")
     if W.dim() != 2:
         raise ValueError(f"{fn}: W must have shape (D_in, D_out), got {shape_str(W)}.")
     if x.shape[1] != W.shape[0]:
@@ -118,7 +54,7 @@ def linear_forward(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor):
         )
     require_same_dtype(fn, ("x", x), ("W", W), ("b", b))
     out = x @ W + b
-    return out, {"op": "linear", "x": x, "W": W, "out_shape": tuple(out.shape)}
+    return out, saving("linear", out.shape, x=x.detach(), W=W.detach())
 
 
 def linear_backward(dout: torch.Tensor, cache: Mapping):
@@ -127,8 +63,8 @@ def linear_backward(dout: torch.Tensor, cache: Mapping):
     Shapes: ``dout`` (N, D_out) -> ``dx`` (N, D_in), ``{"W": (D_in, D_out), "b": (D_out,)}``.
     ``b`` was added to every row, so its gradient sums over the batch.
     """
-    cache = _require_cache(cache, "linear", "linear_backward")
-    dout = _require_upstream(dout, cache, "linear_backward", dtype=cache["W"].dtype)
+    cache = require_cache(cache, "linear", "linear_backward")
+    dout = require_upstream(dout, cache, "linear_backward", dtype=cache["W"].dtype)
     with torch.no_grad():
         x, W = cache["x"], cache["W"]
         return dout @ W.T, {"W": x.T @ dout, "b": dout.sum(0)}
@@ -146,7 +82,7 @@ def relu_forward(x: torch.Tensor):
     """
     x = require_float_tensor(x, "relu_forward: x")
     out = torch.relu(x)
-    return out, {"op": "relu", "mask": ~(x <= 0).detach(), "out_shape": tuple(out.shape)}
+    return out, saving("relu", out.shape, mask=~(x <= 0).detach())
 
 
 def relu_backward(dout: torch.Tensor, cache: Mapping):
@@ -156,8 +92,8 @@ def relu_backward(dout: torch.Tensor, cache: Mapping):
     The gradient is selected (``torch.where``), not multiplied by a 0/1 mask, so an infinite
     ``dout`` gives 0 where ``x <= 0`` (not NaN), as in PyTorch. Returns ``(dx, {})``.
     """
-    cache = _require_cache(cache, "relu", "relu_backward")
-    dout = _require_upstream(dout, cache, "relu_backward")
+    cache = require_cache(cache, "relu", "relu_backward")
+    dout = require_upstream(dout, cache, "relu_backward")
     with torch.no_grad():
         return torch.where(cache["mask"], dout, torch.zeros_like(dout)), {}
 
@@ -166,13 +102,13 @@ def sigmoid_forward(x: torch.Tensor):
     """``out = 1 / (1 + exp(-x))`` element-wise; any shape. The cache keeps ``out``."""
     x = require_float_tensor(x, "sigmoid_forward: x")
     out = torch.sigmoid(x)  # stable for large |x|: never exp() of a large positive number
-    return out, {"op": "sigmoid", "out": out.detach(), "out_shape": tuple(out.shape)}
+    return out, saving("sigmoid", out.shape, out=out.detach())
 
 
 def sigmoid_backward(dout: torch.Tensor, cache: Mapping):
     """Backward of :func:`sigmoid_forward`: ``dx = dout * out * (1 - out)``. Returns ``(dx, {})``."""
-    cache = _require_cache(cache, "sigmoid", "sigmoid_backward")
-    dout = _require_upstream(dout, cache, "sigmoid_backward")
+    cache = require_cache(cache, "sigmoid", "sigmoid_backward")
+    dout = require_upstream(dout, cache, "sigmoid_backward")
     with torch.no_grad():
         s = cache["out"]
         return dout * s * (1 - s), {}
@@ -182,13 +118,13 @@ def tanh_forward(x: torch.Tensor):
     """``out = tanh(x)`` element-wise; any shape. The cache keeps ``out``."""
     x = require_float_tensor(x, "tanh_forward: x")
     out = torch.tanh(x)
-    return out, {"op": "tanh", "out": out.detach(), "out_shape": tuple(out.shape)}
+    return out, saving("tanh", out.shape, out=out.detach())
 
 
 def tanh_backward(dout: torch.Tensor, cache: Mapping):
     """Backward of :func:`tanh_forward`: ``dx = dout * (1 - out**2)``. Returns ``(dx, {})``."""
-    cache = _require_cache(cache, "tanh", "tanh_backward")
-    dout = _require_upstream(dout, cache, "tanh_backward")
+    cache = require_cache(cache, "tanh", "tanh_backward")
+    dout = require_upstream(dout, cache, "tanh_backward")
     with torch.no_grad():
         t = cache["out"]
         return dout * (1 - t * t), {}
@@ -207,7 +143,7 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
 
 
 def _loss_cache(op: str, **saved) -> dict:
-    return {"op": op, "out_shape": (), **saved}
+    return saving(op, (), **saved)
 
 
 def mse_forward(pred: torch.Tensor, target: torch.Tensor):
@@ -235,7 +171,7 @@ def mse_backward(cache: Mapping):
     Computed as ``(pred - target) * (2 / numel)``: the factor is formed first, as PyTorch does, so
     ``2 * diff`` cannot overflow in float16.
     """
-    cache = _require_cache(cache, "mse", "mse_backward")
+    cache = require_cache(cache, "mse", "mse_backward")
     with torch.no_grad():
         return cache["diff"] * (2.0 / cache["count"])
 
@@ -273,7 +209,7 @@ def bce_with_logits_forward(logits: torch.Tensor, targets: torch.Tensor):
 
 def bce_with_logits_backward(cache: Mapping):
     """Backward of :func:`bce_with_logits_forward`: ``dlogits = (sigmoid(z) - y) / numel``."""
-    cache = _require_cache(cache, "bce_with_logits", "bce_with_logits_backward")
+    cache = require_cache(cache, "bce_with_logits", "bce_with_logits_backward")
     with torch.no_grad():
         return (cache["probs"] - cache["targets"]) / cache["count"]
 
@@ -290,7 +226,7 @@ def softmax_cross_entropy_forward(logits: torch.Tensor, labels: torch.Tensor):
     """
     fn = "softmax_cross_entropy_forward"
     logits = require_float_tensor(logits, f"{fn}: logits")
-    _require_batch(logits, f"{fn}: logits", "C")
+    require_batch(logits, f"{fn}: logits", "C")
     labels = require_tensor(labels, f"{fn}: labels")
     if labels.is_floating_point() or labels.dtype == torch.bool or labels.is_complex():
         raise TypeError(
@@ -318,7 +254,7 @@ def softmax_cross_entropy_forward(logits: torch.Tensor, labels: torch.Tensor):
 
 def softmax_cross_entropy_backward(cache: Mapping):
     """Backward of :func:`softmax_cross_entropy_forward`: ``dlogits = (p - onehot(labels)) / N``, shape (N, C)."""
-    cache = _require_cache(cache, "softmax_cross_entropy", "softmax_cross_entropy_backward")
+    cache = require_cache(cache, "softmax_cross_entropy", "softmax_cross_entropy_backward")
     with torch.no_grad():
         p, labels = cache["probs"], cache["labels"]
         grad = p.clone()
@@ -337,7 +273,7 @@ def l2_penalty_forward(W: torch.Tensor, lam: float):
 
 def l2_penalty_backward(cache: Mapping):
     """Backward of :func:`l2_penalty_forward`: ``dW = 2 * lam * W``, the shape of ``W``."""
-    cache = _require_cache(cache, "l2_penalty", "l2_penalty_backward")
+    cache = require_cache(cache, "l2_penalty", "l2_penalty_backward")
     with torch.no_grad():
         return 2 * cache["lam"] * cache["W"]
 
@@ -420,7 +356,7 @@ def mlp_forward(x: torch.Tensor, params: Mapping, activation: str | Sequence[str
     depth = _mlp_depth(params, fn)
     names = _activation_names(activation, depth - 1, fn)
     x = require_float_tensor(x, f"{fn}: x")
-    _require_batch(x, f"{fn}: x", "D_in")
+    require_batch(x, f"{fn}: x", "D_in")
     if x.shape[1] != params["W1"].shape[0]:
         raise ValueError(f"{fn}: x has shape {shape_str(x)} but W1 has shape {shape_str(params['W1'])}: "
                          f"the network expects {params['W1'].shape[0]} input features.")
@@ -441,8 +377,8 @@ def mlp_backward(dlogits: torch.Tensor, cache: Mapping):
     """Backward of :func:`mlp_forward`. Shapes: ``dlogits`` (N, C) -> ``dx`` (N, D_in) and a dict
     with the gradient of every parameter (``"W1"``, ``"b1"``, ...), each the shape of its parameter.
     """
-    cache = _require_cache(cache, "mlp", "mlp_backward")
-    grad = _require_upstream(dlogits, cache, "mlp_backward", "dlogits", dtype=cache["layers"][-1]["W"].dtype)
+    cache = require_cache(cache, "mlp", "mlp_backward")
+    grad = require_upstream(dlogits, cache, "mlp_backward", "dlogits", dtype=cache["layers"][-1]["W"].dtype)
     grads = {}
     i = cache["depth"]
     for c in reversed(cache["layers"]):
@@ -473,242 +409,3 @@ def mlp_loss_and_grads(x: torch.Tensor, labels: torch.Tensor, params: Mapping, *
             loss = loss + penalty
             grads[f"W{i}"] = grads[f"W{i}"] + l2_penalty_backward(pc)
     return loss, grads
-
-
-# --------------------------------------------------------------------------------------------------
-# normalisation, embeddings and attention (the layers of a transformer block)
-
-
-def _require_vector(t, n: int, what: str, fn: str, dtype: torch.dtype) -> torch.Tensor:
-    t = require_float_tensor(t, f"{fn}: {what}")
-    if tuple(t.shape) != (n,):
-        raise ValueError(f"{fn}: {what} must have shape ({n},), one entry per feature, got {shape_str(t)}.")
-    if t.dtype != dtype:
-        raise TypeError(f"{fn}: {what} has dtype {t.dtype} but x has {dtype}; convert one, e.g. .to(x.dtype).")
-    return t
-
-
-def _require_eps(eps, fn: str) -> float:
-    checked = positive_number(eps)
-    if checked is None:
-        raise ValueError(f"{fn}: eps must be a small positive number such as 1e-5, got {eps!r}.")
-    return checked
-
-
-def _normalise(x: torch.Tensor, dim: int, eps: float):
-    mean = x.mean(dim, keepdim=True)
-    var = ((x - mean) ** 2).mean(dim, keepdim=True)          # biased: divide by the count
-    rstd = torch.rsqrt(var + eps)
-    return (x - mean) * rstd, rstd, var
-
-
-def _normalise_backward(dxhat: torch.Tensor, xhat: torch.Tensor, rstd: torch.Tensor, dim: int):
-    # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), means over the normalised dim:
-    # the first term is the direct path, the second the path through the mean, the third the
-    # path through the variance.
-    return rstd * (dxhat - dxhat.mean(dim, keepdim=True) - xhat * (dxhat * xhat).mean(dim, keepdim=True))
-
-
-def layer_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5):
-    """Layer normalisation: each row of ``x`` normalised over its features, then scaled and shifted.
-
-    ``out[i] = (x[i] - mean(x[i])) / sqrt(var(x[i]) + eps) * gamma + beta`` (biased variance), as
-    ``F.layer_norm(x, (D,), gamma, beta, eps)``. Shapes: ``x`` (N, D), ``gamma``/``beta`` (D,).
-    The cache keeps the normalised ``xhat``, ``1/std`` per row and ``gamma``.
-    """
-    fn = "layer_norm_forward"
-    x = require_float_tensor(x, f"{fn}: x")
-    _require_batch(x, f"{fn}: x")
-    eps = _require_eps(eps, fn)
-    gamma = _require_vector(gamma, x.shape[1], "gamma", fn, x.dtype)
-    beta = _require_vector(beta, x.shape[1], "beta", fn, x.dtype)
-    xhat, rstd, _ = _normalise(x, 1, eps)
-    out = xhat * gamma + beta
-    return out, {"op": "layer_norm", "xhat": xhat.detach(), "rstd": rstd.detach(),
-                 "gamma": gamma.detach(), "out_shape": tuple(out.shape)}
-
-
-def _norm_layer_backward(dout: torch.Tensor, cache: Mapping, op: str, dim: int):
-    # Layer norm and batch norm share one backward; they differ in the dim they normalise over.
-    cache = _require_cache(cache, op, f"{op}_backward")
-    dout = _require_upstream(dout, cache, f"{op}_backward", dtype=cache["xhat"].dtype)
-    with torch.no_grad():
-        xhat = cache["xhat"]
-        dx = _normalise_backward(dout * cache["gamma"], xhat, cache["rstd"], dim)
-        return dx, {"gamma": (dout * xhat).sum(0), "beta": dout.sum(0)}
-
-
-def layer_norm_backward(dout: torch.Tensor, cache: Mapping):
-    """Backward of :func:`layer_norm_forward` -> ``(dx, {"gamma": (D,), "beta": (D,)})``.
-
-    ``dx = rstd * (g - mean_j g - xhat * mean_j(g * xhat))`` per row, with ``g = dout * gamma``.
-    """
-    return _norm_layer_backward(dout, cache, "layer_norm", 1)
-
-
-def batch_norm_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: float = 1e-5,
-                       running_mean: torch.Tensor | None = None, running_var: torch.Tensor | None = None,
-                       momentum: float = 0.1):
-    """Batch normalisation in training mode: each feature normalised over the batch.
-
-    As ``F.batch_norm(x, running_mean, running_var, gamma, beta, training=True, momentum, eps)``:
-    the output uses the batch's mean and biased variance; ``running_mean``/``running_var``, if given,
-    are updated in place (with the unbiased variance, like PyTorch) and carry no gradient.
-    Shapes: ``x`` (N, D) with N >= 2, ``gamma``/``beta``/running statistics (D,).
-    """
-    fn = "batch_norm_forward"
-    x = require_float_tensor(x, f"{fn}: x")
-    _require_batch(x, f"{fn}: x")
-    if x.shape[0] < 2:
-        raise ValueError(f"{fn}: x has a batch of 1 (shape {shape_str(x)}); training-mode batch norm needs "
-                         f"at least 2 rows per feature to estimate a variance. Use a larger batch or layer norm.")
-    eps = _require_eps(eps, fn)
-    if not is_real_number(momentum) or not 0 <= momentum <= 1:
-        raise ValueError(f"{fn}: momentum must be a number in [0, 1] (the weight of the new batch in the "
-                         f"running statistics, 0.1 by default), got {momentum!r}. PyTorch's momentum=None "
-                         f"(a cumulative average) is not supported.")
-    n, d = x.shape
-    gamma = _require_vector(gamma, d, "gamma", fn, x.dtype)
-    beta = _require_vector(beta, d, "beta", fn, x.dtype)
-    xhat, rstd, var = _normalise(x, 0, eps)
-    out = xhat * gamma + beta
-    with torch.no_grad():
-        for name, stat, value in (("running_mean", running_mean, x.mean(0)),
-                                  ("running_var", running_var, var.reshape(-1) * n / (n - 1))):
-            if stat is not None:
-                _require_vector(stat, d, name, fn, x.dtype)
-                stat.mul_(1 - momentum).add_(momentum * value.detach())
-    return out, {"op": "batch_norm", "xhat": xhat.detach(), "rstd": rstd.detach(),
-                 "gamma": gamma.detach(), "out_shape": tuple(out.shape)}
-
-
-def batch_norm_backward(dout: torch.Tensor, cache: Mapping):
-    """Backward of :func:`batch_norm_forward` -> ``(dx, {"gamma": (D,), "beta": (D,)})``.
-
-    The layer-norm formula with the roles of rows and columns swapped: means over the batch.
-    """
-    return _norm_layer_backward(dout, cache, "batch_norm", 0)
-
-
-def embedding_forward(ids: torch.Tensor, W: torch.Tensor):
-    """Look up rows of the table ``W`` (V, D): ``out[..., :] = W[ids[...]]``, shape ``(*ids.shape, D)``.
-
-    ``ids`` holds integer token ids in [0, V), any shape, any integer dtype (as ``F.embedding``).
-    """
-    fn = "embedding_forward"
-    ids = require_tensor(ids, f"{fn}: ids")
-    W = require_float_tensor(W, f"{fn}: W")
-    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
-        raise TypeError(f"{fn}: ids must be integer token ids (e.g. dtype torch.long), got dtype {ids.dtype}; "
-                        f"convert with ids.long() (a boolean tensor is a mask, not ids).")
-    if W.dim() != 2:
-        raise ValueError(f"{fn}: W must be a table of shape (V, D), one row per token, got {shape_str(W)}.")
-    ids = ids.long()
-    v = W.shape[0]
-    if ids.numel() and bool(((ids < 0) | (ids >= v)).any()):
-        raise ValueError(f"{fn}: ids must lie in [0, {v}) for a table W of shape {shape_str(W)}, got ids from "
-                         f"{ids.min().item()} to {ids.max().item()}.")
-    out = W[ids]
-    return out, {"op": "embedding", "ids": ids, "table_shape": tuple(W.shape), "dtype": W.dtype,
-                 "out_shape": tuple(out.shape)}
-
-
-def embedding_backward(dout: torch.Tensor, cache: Mapping):
-    """Backward of :func:`embedding_forward` -> ``(None, {"W": (V, D)})``: a scatter-add.
-
-    Row ``t`` of ``dW`` is the sum of the upstream rows of every position that looked up token ``t``,
-    so a token used twice accumulates twice; rows never looked up stay zero. Token ids have no
-    gradient, hence ``None``.
-    """
-    cache = _require_cache(cache, "embedding", "embedding_backward")
-    dout = _require_upstream(dout, cache, "embedding_backward", dtype=cache["dtype"])
-    with torch.no_grad():
-        v, d = cache["table_shape"]
-        dW = torch.zeros(v, d, dtype=dout.dtype, device=dout.device)
-        dW.index_add_(0, cache["ids"].reshape(-1), dout.reshape(-1, d))
-        return None, {"W": dW}
-
-
-def _attention_mask(mask, causal: bool, t: int, s: int, fn: str, device) -> torch.Tensor | None:
-    keep = None
-    if mask is not None:
-        mask = require_tensor(mask, f"{fn}: mask")
-        if mask.dtype != torch.bool:
-            raise TypeError(f"{fn}: mask must be a boolean tensor (True = may attend), got dtype {mask.dtype}; "
-                            f"for a 0/1 tensor use mask.bool().")
-        if tuple(mask.shape) != (t, s):
-            raise ValueError(f"{fn}: mask must have shape ({t}, {s}) (queries x keys), got {shape_str(mask)}.")
-        keep = mask
-    if causal:
-        tri = torch.ones(t, s, dtype=torch.bool, device=device).tril()
-        keep = tri if keep is None else keep & tri
-    if keep is not None and not bool(keep.any(-1).all()):
-        row = int((~keep.any(-1)).nonzero()[0, 0])
-        raise ValueError(f"{fn}: the mask hides every key from query {row}; each query must see at least "
-                         f"one key (its softmax would be 0/0).")
-    return keep
-
-
-def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False,
-                      mask: torch.Tensor | None = None, save: str = "probs"):
-    """Single-head scaled dot-product attention: ``softmax(q @ k.T / sqrt(d) [masked]) @ v``.
-
-    As ``F.scaled_dot_product_attention(q, k, v, attn_mask=mask)`` (or ``is_causal=causal``) for one
-    head. PyTorch refuses a mask together with ``is_causal=True``; here both may be given, and a
-    query then sees the keys that the mask allows *and* that are not in its future.
-    Shapes: ``q`` (T, d), ``k`` (S, d), ``v`` (S, d_v) -> ``out`` (T, d_v). ``mask`` (T, S) boolean,
-    True where a query may attend to a key; ``causal=True`` lets query i see keys 0..i.
-    ``save="probs"`` keeps the (T, S) probabilities for backward; ``save="logsumexp"`` keeps only
-    each row's log-normaliser (T, 1) and rebuilds the probabilities in backward (the recompute idea
-    of memory-efficient attention).
-    """
-    fn = "attention_forward"
-    q, k, v = (require_float_tensor(t, f"{fn}: {n}") for t, n in ((q, "q"), (k, "k"), (v, "v")))
-    for t, n, dims in ((q, "q", "(T, d)"), (k, "k", "(S, d)"), (v, "v", "(S, d_v)")):
-        if t.dim() != 2:
-            raise ValueError(f"{fn}: {n} must have shape {dims} (one head, one sequence), got {shape_str(t)}.")
-    if k.shape[1] != q.shape[1] or v.shape[0] != k.shape[0]:
-        raise ValueError(f"{fn}: q {shape_str(q)}, k {shape_str(k)} and v {shape_str(v)} do not fit: q and k "
-                         f"need the same width d, k and v the same number of keys S.")
-    require_same_dtype(fn, ("q", q), ("k", k), ("v", v))
-    if save not in ("probs", "logsumexp"):
-        raise ValueError(f"{fn}: save must be 'probs' or 'logsumexp', got {save!r}.")
-    scale = 1.0 / math.sqrt(q.shape[1])
-    keep = _attention_mask(mask, causal, q.shape[0], k.shape[0], fn, q.device)
-    scores = (q @ k.T) * scale
-    if keep is not None:
-        scores = scores.masked_fill(~keep, float("-inf"))
-    lse = torch.logsumexp(scores, dim=-1, keepdim=True)       # max-shifted inside: no overflow
-    probs = torch.exp(scores - lse)
-    out = probs @ v
-    cache = {"op": "attention", "q": q.detach(), "k": k.detach(), "v": v.detach(), "scale": scale,
-             "keep": keep, "out_shape": tuple(out.shape)}
-    cache["probs" if save == "probs" else "lse"] = (probs if save == "probs" else lse).detach()
-    return out, cache
-
-
-def softmax_backward(dp: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """The row-softmax VJP: ``dz = p * (dp - sum_j(dp * p))`` along the last dimension."""
-    return p * (dp - (dp * p).sum(-1, keepdim=True))
-
-
-def attention_backward(dout: torch.Tensor, cache: Mapping):
-    """Backward of :func:`attention_forward` -> ``(dq, dk, dv)``, shapes (T, d), (S, d), (S, d_v).
-
-    Attention has three inputs and no parameters, so it returns one gradient per input.
-    ``dv = P.T @ dout``; ``dP = dout @ v.T``; ``dS = softmax_backward(dP, P) * scale``;
-    ``dq = dS @ k``; ``dk = dS.T @ q``. A masked position has ``P = 0``, so its ``dS`` is exactly 0.
-    """
-    cache = _require_cache(cache, "attention", "attention_backward")
-    dout = _require_upstream(dout, cache, "attention_backward", dtype=cache["q"].dtype)
-    with torch.no_grad():
-        q, k, v, scale = cache["q"], cache["k"], cache["v"], cache["scale"]
-        if "probs" in cache:
-            p = cache["probs"]
-        else:   # rebuild the probabilities from the saved log-normalisers
-            scores = (q @ k.T) * scale
-            if cache["keep"] is not None:
-                scores = scores.masked_fill(~cache["keep"], float("-inf"))
-            p = torch.exp(scores - cache["lse"])
-        ds = softmax_backward(dout @ v.T, p) * scale
-        return ds @ k, ds.T @ q, p.T @ dout
