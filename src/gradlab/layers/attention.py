@@ -10,6 +10,7 @@ from typing import Mapping
 
 import torch
 
+from .._printed import format_shape
 from .._validate import require_float_tensor, require_same_dtype, require_tensor, shape_str
 from ._checks import require_cache, require_upstream, saving
 
@@ -111,13 +112,13 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, caus
         except RuntimeError:
             fits = False
         if not fits:
-            raise ValueError(f"{fn}: mask must have shape {shape_str(torch.empty(full))} (queries x keys) or "
+            raise ValueError(f"{fn}: mask must have shape {format_shape(full)} (queries x keys) or "
                              f"broadcast to it, e.g. ({t}, {s}) for every batch and head; got {shape_str(mask)}.")
     if key_padding_mask is not None:
         key_padding_mask = _bool_mask(key_padding_mask, "key_padding_mask", fn)
         want = (lead[0], s) if lead else (s,)
         if tuple(key_padding_mask.shape) != want:
-            raise ValueError(f"{fn}: key_padding_mask must have shape ({', '.join(map(str, want))},), one row per "
+            raise ValueError(f"{fn}: key_padding_mask must have shape {format_shape(want)}, one row per "
                              f"sequence and one entry per key (True = padding), got {shape_str(key_padding_mask)}.")
     keep = _keep(mask, key_padding_mask, causal, len(lead), t, s, q.device)
     if keep is not None and not bool(keep.any(-1).all()):
