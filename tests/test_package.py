@@ -47,3 +47,25 @@ def test_installed_as_an_editable_package_not_through_sys_path():
     direct_url = json.loads(dist.read_text("direct_url.json"))
     assert direct_url["dir_info"].get("editable") is True
     assert gradlab.__file__.endswith("src/gradlab/__init__.py")
+
+
+def test_no_module_is_over_500_lines():
+    # Issue 25: one module per chapter (layers.dense/norms/attention, engine.value/tensor), each short
+    # enough to read as the reference of one chapter.
+    from pathlib import Path
+
+    root = Path(gradlab.__file__).parent
+    sizes = {p.relative_to(root).as_posix(): len(p.read_text().splitlines()) for p in root.rglob("*.py")}
+    assert {name: n for name, n in sizes.items() if n >= 500} == {}
+
+
+@pytest.mark.parametrize("package, modules", [("layers", ["dense", "norms", "attention"]), ("engine", ["value", "tensor"])])
+def test_the_chapter_modules_hold_every_public_name_once(package, modules):
+    pkg = importlib.import_module(f"gradlab.{package}")
+    owners = {}
+    for m in modules:
+        mod = importlib.import_module(f"gradlab.{package}.{m}")
+        for name in mod.__all__:
+            owners.setdefault(name, []).append(m)
+            assert getattr(pkg, name) is getattr(mod, name), (package, m, name)
+    assert sorted(owners) == sorted(pkg.__all__) and all(len(v) == 1 for v in owners.values()), owners
