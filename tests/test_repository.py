@@ -65,3 +65,18 @@ def test_make_serve_without_a_book_says_what_to_do(tmp_path):
     shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
     done = subprocess.run(["make", "-s", "serve"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2 and "run make book first" in done.stdout
+
+
+def test_pages_deploys_only_what_passed_the_tests_with_least_privilege():
+    pages = yaml.safe_load((ROOT / ".github" / "workflows" / "pages.yml").read_text())
+    test = yaml.safe_load((ROOT / ".github" / "workflows" / "test.yml").read_text())
+    trigger = pages[True]                              # YAML reads the key `on` as True
+    assert set(trigger) == {"workflow_run"} and trigger["workflow_run"]["workflows"] == [test["name"]]
+    assert "success" in pages["jobs"]["build"]["if"]
+    checkout = pages["jobs"]["build"]["steps"][0]
+    assert checkout["with"]["ref"] == "${{ github.event.workflow_run.head_sha }}"
+    assert pages["permissions"] == {} and pages["concurrency"]["cancel-in-progress"] is False
+    assert pages["jobs"]["build"]["permissions"] == {"contents": "read"}
+    assert pages["jobs"]["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
+    assert test["permissions"] == {"contents": "read"}
+    assert test[True]["push"] == {"branches": ["main"]} and "pull_request" in test[True]
