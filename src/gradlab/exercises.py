@@ -370,9 +370,11 @@ def check_code(learner, make_case, reference, *, seeds=(0, 1, 2), rules: Rules |
             try:
                 got = learner(**inputs)
             except Exception as err:
-                err.add_note(f"(raised in {who} on case {i} of {n} of the check, inputs {shapes}; a size "
-                             "mismatch often means a missing keepdim=True, a transpose or a sum over the "
-                             "wrong dimension)")
+                size_slip = isinstance(err, RuntimeError) and any(
+                    p in str(err) for p in ("must match the size", "cannot be multiplied", "shape", "size of tensor"))
+                err.add_note(f"(raised in {who} on case {i} of {n} of the check, inputs {shapes}"
+                             + ("; a size mismatch often means a missing keepdim=True, a transpose or a "
+                                "sum over the wrong dimension)" if size_slip else ")"))
                 raise
         answers = _as_answers(got, wanted, who)
         sizes = tuple(d for v in case.values() if isinstance(v, torch.Tensor) for d in v.shape)
