@@ -7,6 +7,7 @@ One idea per module:
 - ``gradlab.numerical``: :func:`numerical_grad`, central finite differences in float64;
 - ``gradlab.graph``: :func:`graph_structure` and :func:`draw_graph`, the live autograd graph;
 - ``gradlab.jacobian``: :func:`jacobian_by_rows` (VJPs) and :func:`jacobian_by_columns` (JVPs);
+- ``gradlab.forward``: dual numbers, :func:`jvp_via_vjp`, Hessian-vector products (chapter 12);
 - ``gradlab.functions``: reference ``torch.autograd.Function`` classes (Add, Mul, Exp, ReLU, ...);
 - ``gradlab.gradient_check``: :func:`check_function`, gradcheck/gradgradcheck as one stable row;
 - ``gradlab.bptt``: :func:`rnn_forward` and :func:`rnn_backward`, hand-written BPTT;
