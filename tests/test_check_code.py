@@ -105,3 +105,27 @@ def test_inputs_are_fresh_copies():
 def test_bad_input_is_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_nested_inputs_are_copied_and_a_long_header_wraps(capsys):
+    def case(g):
+        return {"P": {f"W{i}": torch.randn(9, 7, generator=g, dtype=torch.float64) for i in range(12)}}
+
+    def ref(P):
+        return {"s": sum(W.sum() for W in P.values()).reshape(1)}
+
+    def mutates(P):
+        total = sum(W.sum() for W in P.values()).reshape(1)
+        for W in P.values():
+            W.zero_()                     # the reference's copy must not change
+        return total
+    assert check_code(mutates, case, ref)
+    out = capsys.readouterr().out
+    assert all(len(line) <= 100 for line in out.splitlines()) and "P.W11 (9, 7)" in out
+
+
+def test_a_sum_for_a_mean_names_the_dimension_even_at_sizes_3_to_5(capsys):
+    def case(g):
+        return {"x": torch.randn(4, 6, generator=g, dtype=torch.float64)}
+    assert not check_code(lambda x: x.sum(0), case, lambda x: {"m": x.mean(0)})
+    assert "4 is the size of a dimension" in capsys.readouterr().out

@@ -264,6 +264,9 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...]
                 return False, f"not yet: {hint}"
         for k in (3, 4, 5):
             if _rel_error(a / k, e) <= rtol:
+                if k in sizes:
+                    return False, (f"not yet: {k} times too large ({k} is the size of a dimension: a sum "
+                                   f"where a mean belongs? or backward ran {k} times?)")
                 return False, f"not yet: {k} times too large (backward ran {k} times? zero the gradient)"
         if _rel_error(a / e.numel(), e) <= rtol or _rel_error(a * e.numel(), e) <= rtol:
             return False, "not yet: off by the number of elements (a mean vs a sum?)"
@@ -307,13 +310,45 @@ def check_tensors(answers: Mapping[str, object], expected: Mapping[str, torch.Te
 
 # --- code exercises judged on fresh cases -----------------------------------------------------------
 
+def _copy(value):
+    """A detached copy of a tensor, and of every tensor inside a dict, list or tuple."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    return value
+
+
 def _fresh(case: Mapping) -> dict:
     """Detached copies of a case's tensors (other values as they are), so no call changes another's."""
-    return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in case.items()}
+    return {k: _copy(v) for k, v in case.items()}
 
 
-def _case_shapes(case: Mapping) -> str:
-    return ", ".join(f"{k} {format_shape(v.shape)}" for k, v in case.items() if isinstance(v, torch.Tensor))
+def _tensors(value, name: str):
+    if isinstance(value, torch.Tensor):
+        yield name, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _tensors(v, f"{name}[{k!r}]" if not isinstance(k, str) else f"{name}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _tensors(v, f"{name}[{i}]")
+
+
+def _case_shapes(case: Mapping, head: str = "", width: int = 100) -> str:
+    """``head`` then each input tensor's name and shape, wrapped at ``width`` columns."""
+    parts = [f"{n} {format_shape(t.shape)}" for k, v in case.items() for n, t in _tensors(v, k)]
+    lines, line = [], head
+    for i, part in enumerate(parts):
+        piece = part + ("," if i < len(parts) - 1 else "")
+        if len(line) + len(piece) + 1 > width and line.strip():
+            lines.append(line.rstrip())
+            line = "  "
+        line += piece + " "
+    lines.append(line.rstrip())
+    return "\n".join(lines)
 
 
 def _as_answers(got, names: list[str], who: str) -> dict:
@@ -364,7 +399,7 @@ def check_code(learner, make_case, reference, *, seeds=(0, 1, 2), rules: Rules |
         if not isinstance(expected, Mapping) or not expected:
             raise TypeError("check_code: reference must return a non-empty dict name -> expected tensor.")
         wanted = list(names) if names is not None else list(expected)
-        shapes = _case_shapes(case)
+        shapes = _case_shapes(case, width=10_000)
         inputs = _fresh(case)
         with watch(Rules() if rules is None else rules, case) as broken:
             try:
@@ -377,7 +412,7 @@ def check_code(learner, make_case, reference, *, seeds=(0, 1, 2), rules: Rules |
                                 "sum over the wrong dimension)" if size_slip else ")"))
                 raise
         answers = _as_answers(got, wanted, who)
-        sizes = tuple(d for v in case.values() if isinstance(v, torch.Tensor) for d in v.shape)
+        sizes = tuple(d for k, v in case.items() for _, t in _tensors(v, k) for d in t.shape)
         width = max(len(k) for k in wanted)
         rows, ok_all = [], not broken
         for name in wanted:
@@ -390,7 +425,7 @@ def check_code(learner, make_case, reference, *, seeds=(0, 1, 2), rules: Rules |
             rows.append(f"{name:<{width}}  {format_shape(ref.shape):<12} {verdict}")
         rows += [f"rule broken: {b}" for b in broken]
         if not ok_all or i == n:
-            head = f"{who}, case {i} of {n}: {shapes}"
+            head = _case_shapes(case, f"{who}, case {i} of {n}: ")
             tail = (f"correct on all {n} fresh cases" if ok_all else
                     f"not yet: fix it and run the check again, or open the solution")
             return _say(bool(ok_all), "\n".join([head, *rows, tail]))
