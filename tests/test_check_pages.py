@@ -153,7 +153,7 @@ def test_each_output_rule_fails(tmp_path, output, message):
 def test_good_outputs_pass(tmp_path):
     outputs = [
         nbformat.v4.new_output("error", ename="RuntimeError", evalue="x", traceback=["RuntimeError: x"]),
-        nbformat.v4.new_output("stream", name="stdout", text="dL/dx  (3,)  ok  rel. error <= 1e-05\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="dL/dx  (3,)  ok  within rtol 1e-05\n"),
         nbformat.v4.new_output("display_data", data={"image/png": _png(40, 20), "text/plain": "<Figure>"},
                                metadata={"image/png": {"width": 20, "height": 10}}),
     ]
