@@ -153,8 +153,7 @@ def test_outputs_cleared_hidden_cells_collapsed_no_pairing(chapter):
     nb = learner.learner_notebook(chapter)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code)
-    assert "find_spec(\"gradlab\")" in code[0].source      # the install cell, a no-op here
-    setup = code[1]
+    setup = code[0]
     assert "%xmode Minimal" in setup.source and setup.metadata["jupyter"]["source_hidden"] is True
     assert "jupytext" not in nb.metadata
     assert nb.cells[1].source.startswith("*Learner edition")
@@ -283,7 +282,13 @@ def test_the_install_cell_installs_only_where_gradlab_is_missing(monkeypatch):
     assert calls == [("pip", 'install --quiet "gradlab @ git+https://example.org/course"')]
 
 
-def test_the_book_repository_gives_every_learner_notebook_the_install_cell(chapter):
-    first_code = next(c for c in learner.learner_notebook(chapter).cells if c.cell_type == "code")
+@pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_chapter_and_its_learner_notebook_start_with_the_install_cell(md):
+    """Colab (the launch button, or an uploaded learner notebook) gets gradlab; locally a no-op."""
     repository = learner.book_settings()["repository"]
-    assert repository and f"git+{repository}" in first_code.source
+    want = learner.install_cell_source(repository)
+    first = next(c for c in jupytext.read(md).cells if c.cell_type == "code")
+    assert repository and first.source == want, f"{md.name}: the first code cell must be:\n{want}"
+    assert "remove-cell" in first.metadata.get("tags", [])
+    first_learner = next(c for c in learner.learner_notebook(md).cells if c.cell_type == "code")
+    assert first_learner.source == want

@@ -97,7 +97,11 @@ def book_settings(config: Path | None = None) -> dict:
 
 
 def install_cell_source(repository: str) -> str:
-    """A first cell that installs gradlab from the repository only where it is missing (Colab)."""
+    """Every chapter's first cell: install gradlab from the repository only where it is missing.
+
+    A no-op wherever make venv or make lab installed gradlab; on Colab (the book's launch button, or
+    a learner notebook uploaded there) it installs it. ``tests/test_learner.py`` holds every chapter
+    to exactly this text, with the repository URL of _config.yml."""
     return ("# Only where the course's package is missing (Colab, a fresh machine): install it from\n"
             "# the course's repository. Where make lab or make venv installed it, this does nothing.\n"
             "import importlib.util\n\n"
@@ -417,9 +421,7 @@ def learner_notebook(md: Path, citations: dict | None = None):
     first_heading = next((i for i, c in enumerate(cells) if c.cell_type == "markdown"
                           and c.source.lstrip().startswith("# ")), -1)
     cells.insert(first_heading + 1, nbformat.v4.new_markdown_cell(NOTE))
-    repository = book_settings().get("repository")
-    if repository:
-        cells.insert(first_heading + 2, nbformat.v4.new_code_cell(install_cell_source(repository)))
+
     for i, cell in enumerate(cells):
         cell["id"] = f"cell-{i:03d}"
     out = nbformat.v4.new_notebook(cells=cells)
