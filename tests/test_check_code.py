@@ -129,3 +129,10 @@ def test_a_sum_for_a_mean_names_the_dimension_even_at_sizes_3_to_5(capsys):
         return {"x": torch.randn(4, 6, generator=g, dtype=torch.float64)}
     assert not check_code(lambda x: x.sum(0), case, lambda x: {"m": x.mean(0)})
     assert "4 is the size of a dimension" in capsys.readouterr().out
+
+
+def test_a_transposed_square_matrix_is_named(capsys):
+    def case(g):
+        return {"A": torch.randn(4, 4, generator=g, dtype=torch.float64)}
+    assert not check_code(lambda A: A.T, case, lambda A: {"dA": A})
+    assert "transposed?" in capsys.readouterr().out

@@ -254,6 +254,8 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...]
                          "fix the cell that computes it.")
     if _rel_error(a, e) <= rtol:
         return True, "correct"
+    if a.dim() == 2 and a.shape[0] == a.shape[1] > 1 and _rel_error(a.T, e) <= rtol:
+        return False, "not yet: the transpose of the right matrix (transposed?)"
     if mine.dtype != ref.dtype and _rel_error(a, e) <= CODE_RTOL.get(mine.dtype, 1e-4):
         mine_t, ref_t = str(mine.dtype).replace("torch.", ""), str(ref.dtype).replace("torch.", "")
         return False, f"not yet: right to {mine_t} precision; compute in {ref_t}"
