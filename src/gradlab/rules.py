@@ -99,11 +99,10 @@ class _TensorWatch(TorchDispatchMode):
                 continue
             op = str(func.overloadpacket).replace("aten.", "")
             if not self.float64 and t.dtype == torch.float64:
-                self._say("float64", f"it computed in float64 ({op} made a float64 tensor); "
-                                     f"the exercise keeps the inputs' dtype")
+                self._say("float64", f"it computed in float64 ({op}); keep the inputs' dtype")
             if self.max_numel is not None and t.numel() > self.max_numel:
-                self._say("numel", f"it built a tensor of shape {format_shape(t.shape)} ({op}), more "
-                                   f"than the {self.max_numel} elements the exercise allows")
+                self._say("numel", f"it built a {format_shape(t.shape)} tensor ({op}), over the "
+                                   f"{self.max_numel} elements allowed")
         return out
 
     def _say(self, kind: str, text: str) -> None:
