@@ -70,11 +70,11 @@ def test_numpy_integers_are_integers():
     assert torch.allclose(LogSumExp.apply(x, np.int64(1)), torch.logsumexp(x, 1))
     g = torch.Generator().manual_seed(1)
     xs, h0 = torch.randn(1, 4, 2, generator=g), torch.zeros(1, 3)
-    W, U, b = torch.randn(3, 3, generator=g), torch.randn(3, 2, generator=g), torch.zeros(3)
-    trace = rnn_forward(xs, h0, W, U, b)
+    Wh, Wx, b = torch.randn(3, 3, generator=g), torch.randn(2, 3, generator=g), torch.zeros(3)
+    trace = rnn_forward(xs, h0, Wx, Wh, b)
     cut = rnn_backward(trace, grad_last=torch.ones(1, 3), truncation=np.int64(2))
     same = rnn_backward(trace, grad_last=torch.ones(1, 3), truncation=2)
-    assert torch.equal(cut.W, same.W)
+    assert torch.equal(cut.Wh, same.Wh)
 
 
 def test_numpy_floats_are_numbers():

@@ -323,3 +323,56 @@ def test_numpy_scalars_are_numbers_and_sparse_inputs_are_refused():
     assert check_function(Sigmoid, _rand(3), eps=np.float64(1e-6), atol=np.float32(1e-5), rtol=np.float32(1e-3)).ok
     with pytest.raises(TypeError, match=r"check_function\('Sigmoid'\): input 0 is a sparse_coo tensor.*to_dense"):
         check_function(Sigmoid, _rand(2, 2).to_sparse())
+
+
+def _softplus_cases(g):
+    x = 4 * torch.randn(3, 4, generator=g, dtype=torch.float64)
+    x[0, 0], x[-1, -1] = 800.0, -800.0
+    return (x,)
+
+
+def _softplus_ref(x):
+    return torch.logaddexp(x, torch.zeros_like(x))
+
+
+class _SoftplusBase(torch.autograd.Function):
+    @staticmethod
+    def forward(x):
+        return x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        return dy * torch.sigmoid(x)
+
+
+def test_check_function_cases_verdicts(capsys):
+    class Naive(_SoftplusBase):
+        @staticmethod
+        def forward(x):
+            return torch.log(1 + torch.exp(x))
+
+    class Detached(_SoftplusBase):
+        @staticmethod
+        def backward(ctx, dy):
+            (x,) = ctx.saved_tensors
+            return dy * torch.sigmoid(x).detach()
+
+    class Stub(torch.autograd.Function):
+        """not written yet"""
+
+    assert check_function(_SoftplusBase, cases=_softplus_cases, reference=_softplus_ref)
+    assert not check_function(Naive, cases=_softplus_cases, reference=_softplus_ref)
+    assert not check_function(Detached, cases=_softplus_cases, reference=_softplus_ref)
+    assert not check_function(Stub, cases=_softplus_cases, reference=_softplus_ref)
+    out = capsys.readouterr().out
+    assert "correct on all 3 fresh cases" in out and "an overflow?" in out
+    assert "the backward pass is not differentiable" in out and "no answer yet" in out
+    assert "800" in out and "e+" not in out.split("up to")[1].split("\n")[0]
+    with pytest.raises(TypeError, match="either inputs"):
+        check_function(_SoftplusBase, torch.ones(2, dtype=torch.float64), cases=_softplus_cases,
+                       reference=_softplus_ref)

@@ -12,6 +12,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from gradlab.graph import (  # noqa: E402
     GraphEdge,
+    backward_structure,
+    draw_backward_graph,
     _crossings,
     _layout,
     _readable_op_name,
@@ -372,3 +374,57 @@ def test_unknown_node_id_raises():
     x = scalar(2.0)
     with pytest.raises(KeyError, match="no node with id 'n9'; ids are n0, n1"):
         graph_structure(x * x).node("n9")
+
+
+# ---------------------------------------------------------------- the backward graph (with None)
+
+def test_backward_structure_names_autograd_classes_and_keeps_none():
+    x = torch.ones(2, 2, requires_grad=True)
+    y = x + 2
+    out = (3 * y ** 2).mean()
+    s = backward_structure(out, {"x": x, "out": out})
+    assert [(n.kind, n.label) for n in s.nodes] == [
+        ("leaf", "AccumulateGrad"), ("none", "None"), ("op", "AddBackward0"),
+        ("op", "PowBackward0"), ("none", "None"), ("op", "MulBackward0"),
+        ("output", type(out.grad_fn).__name__)]
+    assert s.nodes[0].name == "x" and s.nodes[-1].name == "out"
+    # one None per None entry of next_functions, each just left of the node that has it
+    assert sum(n.kind == "none" for n in s.nodes) == sum(
+        child is None for fn in (y.grad_fn, out.grad_fn.next_functions[0][0])
+        for child, _ in fn.next_functions)
+    for e in s.edges:
+        if s.node(e.src).kind == "none":
+            assert s.node(e.src).depth == s.node(e.dst).depth - 1
+    # the forward view is unchanged: no None nodes, readable op names
+    assert "none" not in {n.kind for n in graph_structure(out).nodes}
+
+
+def test_backward_structure_of_a_leaf_and_of_a_graph_without_constants():
+    a = scalar(2.0)
+    assert [(n.kind, n.label) for n in backward_structure(a).nodes] == [("leaf", "AccumulateGrad")]
+    b = scalar(3.0)
+    s = backward_structure(a * b)
+    assert [n.kind for n in s.nodes].count("none") == 0 and len(s.edges) == 2
+
+
+def test_draw_backward_graph_draws_one_box_per_node_and_arrows_towards_the_leaves():
+    x = torch.ones(2, requires_grad=True)
+    out = ((x + 2) * 3).sum()
+    fig = draw_backward_graph(out, {"x": x, "out": out}, title="backward")
+    ax = fig.axes[0]
+    texts = {t.get_text() for t in ax.texts}
+    assert {"AccumulateGrad", "into x.grad", "None", "AddBackward0", "MulBackward0",
+            "out.grad_fn"} <= texts
+    assert len(ax.patches) == len(backward_structure(out).nodes) + len(backward_structure(out).edges)
+    arrows = [p for p in ax.patches if type(p).__name__ == "FancyArrowPatch"]
+    assert arrows and all(type(p.get_arrowstyle()).__name__ == "CurveFilledA" for p in arrows)
+
+
+def test_draw_backward_graph_bad_arguments():
+    with pytest.raises(ValueError, match="draw_backward_graph|backward_structure"):
+        draw_backward_graph(torch.ones(2))
+    x = scalar(1.0)
+    with pytest.raises(TypeError, match="title"):
+        draw_backward_graph(x * 2, title=3)
+    with pytest.raises(TypeError, match="draw_backward_graph: ax"):
+        draw_backward_graph(x * 2, ax="axes")

@@ -1,4 +1,5 @@
 """The learner edition (tools.learner): solutions out of sight, plain Markdown, runs top to bottom."""
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -159,8 +160,8 @@ def test_outputs_cleared_hidden_cells_collapsed_no_pairing(chapter):
 
 
 def test_the_learner_edition_runs_top_to_bottom(chapter, tmp_path):
-    path = learner.write(chapter, tmp_path / "learner")
-    learner.execute(path)          # raises CellExecutionError on any unexpected error
+    path, _ = learner.write(chapter, tmp_path / "learner")
+    learner.execute(path)          # raises NotebookFailed on any unexpected error
 
 
 def test_problems_finds_raw_myst():
@@ -192,7 +193,7 @@ def _solution_cells(md: Path):
 @pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_every_chapter_has_a_clean_learner_edition_that_runs(md, tmp_path):
     """Generated for every toc chapter, no solution text, no raw MyST, runs top to bottom."""
-    path = learner.write(md, tmp_path)
+    path, _ = learner.write(md, tmp_path)
     nb = nbformat.read(path, as_version=4)
     assert learner.problems(nb, path) == []
     sources = {c.source.strip() for c in nb.cells}
@@ -206,3 +207,88 @@ def test_every_chapter_has_a_clean_learner_edition_that_runs(md, tmp_path):
             if len(para) > 60 and not para.startswith(("```", ":::")):
                 assert para not in prose, f"{md.name}: solution prose in the learner edition:\n{para[:300]}"
     learner.execute(path)
+
+
+# ---- the learner's work is sacred ----------------------------------------------------------------
+
+def test_an_edited_learner_notebook_is_never_changed(chapter, tmp_path, capsys):
+    out = tmp_path / "learner"
+    assert learner.main([str(chapter), "--out", str(out)]) == 0
+    path = out / "01-squares.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[-1].source += "\n# my answer, saved yesterday"
+    nbformat.write(nb, path)
+    mine = path.read_bytes()
+    # make lab's first step again, with the book unchanged and then changed: the file stays byte-identical
+    assert learner.main([str(chapter), "--out", str(out)]) == 0
+    assert path.read_bytes() == mine
+    chapter.write_text(chapter.read_text() + "\nA new paragraph in the book.\n")
+    capsys.readouterr()
+    assert learner.main([str(chapter), "--out", str(out)]) == 0
+    assert path.read_bytes() == mine
+    said = capsys.readouterr().out
+    assert "kept, older than the book" in said and "Your work is kept" in said and "FORCE=1" in said
+    # --force writes the book's version and keeps the learner's as a backup, byte for byte
+    assert learner.main([str(chapter), "--out", str(out), "--force"]) == 0
+    assert (out / "01-squares.ipynb.bak").read_bytes() == mine
+    assert "A new paragraph in the book." in path.read_text()
+
+
+def test_an_untouched_learner_notebook_follows_the_book(chapter, tmp_path):
+    out = tmp_path / "learner"
+    path, status = learner.write(chapter, out)
+    assert status == "created"
+    assert learner.write(chapter, out) == (path, "unchanged")
+    chapter.write_text(chapter.read_text() + "\nA new paragraph in the book.\n")
+    assert learner.write(chapter, out) == (path, "updated")
+    assert "A new paragraph in the book." in path.read_text()
+    path.unlink()                                   # a learner who deletes one gets it back
+    assert learner.write(chapter, out)[1] == "created"
+
+
+def test_each_exercise_links_its_solution(chapter):
+    nb = learner.learner_notebook(chapter)
+    exercises = [c.source for c in nb.cells if c.cell_type == "markdown" and "**Exercise" in c.source]
+    assert exercises
+    for text in exercises:
+        link = re.search(r"\[Open the solution to Exercise (\d+)\]\(([^)]+)\)", text)
+        assert link, text
+        assert link.group(2).endswith("chapters/01-squares.md") or "#" in link.group(2)
+
+
+def test_solution_links_go_to_the_book_when_its_url_is_set(chapter, monkeypatch):
+    monkeypatch.setattr(learner, "book_settings",
+                        lambda config=None: {"baseurl": "https://example.org/book/", "repository": ""})
+    text = "\n".join(c.source for c in learner.learner_notebook(chapter).cells)
+    assert re.search(r"\(https://example\.org/book/chapters/01-squares\.html#[\w-]+\)", text)
+    assert "%pip" not in text                       # no repository: no install cell
+
+
+def test_the_install_cell_installs_only_where_gradlab_is_missing(monkeypatch):
+    """Offline: the first cell of a learner notebook is a no-op here and pip-installs on Colab."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    source = learner.install_cell_source("https://example.org/course")
+    python = TransformerManager().transform_cell(source)      # %pip as IPython runs it
+    calls = []
+
+    class Shell:
+        def run_line_magic(self, name, line):
+            calls.append((name, line))
+    import importlib.util
+    exec(python, {"get_ipython": lambda: Shell()})            # gradlab is installed here
+    assert calls == []
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    exec(python, {"get_ipython": lambda: Shell()})            # a machine without it (Colab)
+    assert calls == [("pip", 'install --quiet "gradlab @ git+https://example.org/course"')]
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_chapter_and_its_learner_notebook_start_with_the_install_cell(md):
+    """Colab (the launch button, or an uploaded learner notebook) gets gradlab; locally a no-op."""
+    repository = learner.book_settings()["repository"]
+    want = learner.install_cell_source(repository)
+    first = next(c for c in jupytext.read(md).cells if c.cell_type == "code")
+    assert repository and first.source == want, f"{md.name}: the first code cell must be:\n{want}"
+    assert "remove-cell" in first.metadata.get("tags", [])
+    first_learner = next(c for c in learner.learner_notebook(md).cells if c.cell_type == "code")
+    assert first_learner.source == want

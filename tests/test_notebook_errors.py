@@ -35,3 +35,40 @@ def test_in_a_kernel_a_long_runtime_error_is_wrapped(tmp_path):
 def test_bad_input(kwargs, args, error):
     with pytest.raises(error):
         wrap_long_errors(*args, **kwargs)
+
+
+def _run(*sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    return ["\n".join(o.traceback) for c in nb.cells for o in c.outputs if o.output_type == "error"]
+
+
+def test_readable_errors_one_line_at_top_level_frames_of_the_learners_code():
+    import re
+    expected, learners, in_check = _run(
+        "from gradlab.notebook import readable_errors\nreadable_errors()\nimport torch",
+        "torch.ones(3) + torch.ones(4)",
+        "def helper(a):\n    return a @ a\n\ndef mine(x):\n    y = x * 2\n    return helper(y)",
+        "mine(torch.ones(2, 3))",
+        "from gradlab.exercises import check_code\n"
+        "check_code(mine, lambda g: {'x': torch.ones(2, 3)}, lambda x: {'y': x})")
+    plain = [re.sub(r"\x1b\[[0-9;]*m", "", t) for t in (expected, learners, in_check)]
+    # an expected error at a cell's top level: one message, no frames
+    assert plain[0].strip().startswith("RuntimeError: The size of tensor a (3)")
+    assert "Cell In" not in plain[0] and len(plain[0].strip().splitlines()) <= 2
+    # an error inside the learner's functions: every cell frame, with line and code, no library frame
+    for text in plain[1:]:
+        assert "Cell In[3], line 6, in mine" in text and "return helper(y)" in text
+        assert "Cell In[3], line 2, in helper" in text and "return a @ a" in text
+        assert "site-packages" not in text and "torch/" not in text
+        assert any(line.startswith("RuntimeError: ") for line in text.splitlines())
+    # check_code names the case the learner's function failed on
+    assert "(raised in mine on case 1 of 3 of the check" in plain[2]
+
+
+def test_readable_errors_outside_ipython_and_bad_width():
+    from gradlab.notebook import readable_errors
+    assert readable_errors() is False
+    with pytest.raises(ValueError, match="width"):
+        readable_errors(width=3)

@@ -8,7 +8,7 @@ import pytest
 import gradlab
 
 SUBMODULES = ["checking", "numerical", "graph", "jacobian", "functions", "gradient_check", "bptt", "layers",
-              "exercises", "plotting", "engine", "data", "notebook"]
+              "exercises", "plotting", "engine", "data", "notebook", "rules", "forward"]
 
 
 def test_all_names_are_exported():

@@ -48,7 +48,12 @@ def test_citation_file():
     assert cff["authors"] and cff["message"]
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     assert str(cff["version"]) == version
-    assert set(cff["license"]) == {"MIT", "CC-BY-4.0"}
+    # one licence for the content (a list would read as "either", offering the text under MIT);
+    # the code's MIT licence is stated in the message
+    assert cff["license"] == "CC-BY-4.0" and "MIT" in cff["message"]
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cff["repository-code"] == config["repository"]["url"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", str(cff["date-released"]))
 
 
 def test_setuptools_and_wheel_are_pinned_and_build_with_the_pin():

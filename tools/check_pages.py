@@ -2,8 +2,13 @@
 
 Fails (exit 1, one line per problem) when a chapter listed in _toc.yml has:
 - more than 3,000 words of prose or more than 250 shown code lines (see :func:`measure`);
-- no stated time ("about N minutes", 30 to 60), or fewer than two coding exercises (an exercise
-  whose self-check runs the learner's code: ``check_tensors`` or ``check_function``);
+- a stated time ("about N minutes") under the honest floor, words/120 + shown code lines/8 + 10 per
+  coding stub + 4 per value stub, or over 90 (a stub is a code cell outside the solutions marked
+  ``# your code here`` / ``# your answer here``; a coding stub defines a function or class);
+- fewer than three coding exercises (two in Getting started): exercises whose self-check runs the
+  learner's code (``check_code``, ``check_tensors`` or ``check_function``);
+- a headline backward pass of :data:`LEARNER_WRITES` that is not a stub the learner fills in, with
+  its solution inside a solution block;
 - a code line over 88 columns, or a stored output line over 100 columns;
 - a stored traceback over 12 lines, or a machine path in any stored output;
 - a PNG figure stored at 1x (its pixel width must be twice the width it is displayed at);
@@ -27,9 +32,26 @@ import nbformat
 from tools.toc import toc_notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_WORDS, MAX_CODE_LINES, MIN_CODING_EXERCISES = 3000, 250, 2
+MAX_WORDS, MAX_CODE_LINES, MIN_CODING_EXERCISES = 3000, 250, 3
+MIN_CODING_EXERCISES_BY_CHAPTER = {"00": 2}
 MAX_CODE_COLUMNS, MAX_OUTPUT_COLUMNS, MAX_TRACEBACK_LINES = 88, 100, 12
-MINUTES = (30, 60)
+MAX_MINUTES = 90
+# Minutes a learner needs: reading, working through shown code, and each exercise they do.
+WORDS_PER_MINUTE, CODE_LINES_PER_MINUTE, MINUTES_PER_CODING_STUB, MINUTES_PER_VALUE_STUB = 120, 8, 10, 4
+#: What the learner writes in each chapter: the headline backward passes, as stubs with these names.
+LEARNER_WRITES = {
+    "01": ["neuron_backward"], "02": ["second_derivative"], "03": ["matmul_backward"],
+    "04": ["Softplus"], "05": ["maximum_backward"],
+    "06": ["rnn_step_backward", "rnn_backward", "train_truncated"], "07": ["mlp_backward"],
+    "08": ["topological_order", "backward"], "09": ["unbroadcast"],
+    "10": ["bn_backward", "bn_backward_compact", "layer_norm_backward", "rms_norm_backward",
+           "embedding_backward"],
+    "11": ["attention_backward", "block_backward", "attention_backward_tiled"],
+    "12": ["jvp_via_vjp", "hvp"],
+}
+STUB = re.compile(r"#\s*your [\w ]+ here", re.I)
+DEFINES = re.compile(r"^(?:def|class) (\w+)", re.M)
+WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 HIDDEN_INPUT = {"remove-input", "remove-cell", "hide-input", "hide-cell"}
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 # An absolute path of the machine that executed the notebook: a home, a venv, site-packages, ...
@@ -39,7 +61,7 @@ DIRECTIVE_LINE = re.compile(r"^\s*(`{3,}|:{3,}|:(label|class|name|nonumber|hidde
 EXERCISE = re.compile(r"^\s*(:{3,}|`{3,})\{exercise(-start)?\}", re.M)
 SOLUTION_START = re.compile(r"^\s*(:{3,}|`{3,})\{solution(-start)?\}", re.M)
 SET_THREADS = re.compile(r"\btorch\.set_num_threads\(")
-CODING_CHECK = re.compile(r"\b(check_tensors|check_function)\(")
+CODING_CHECK = re.compile(r"\b(check_code|check_tensors|check_function)\(")
 STATED_TIME = re.compile(r"\b(\d+) minutes\b")
 
 
@@ -50,7 +72,17 @@ class PageMeasure:
     minutes: int | None = None
     exercises: int = 0
     coding_exercises: int = 0
+    reading_words: int = 0            # every word token a reader meets, solutions included
+    coding_stubs: list[str] = field(default_factory=list)
+    value_stubs: int = 0
+    solutions_define: set[str] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def floor_minutes(self) -> float:
+        """The honest time: reading, shown code, and each exercise the learner does."""
+        return (self.reading_words / WORDS_PER_MINUTE + self.code_lines / CODE_LINES_PER_MINUTE
+                + MINUTES_PER_CODING_STUB * len(self.coding_stubs) + MINUTES_PER_VALUE_STUB * self.value_stubs)
 
 
 def prose_words(markdown: str) -> int:
@@ -62,6 +94,13 @@ def prose_words(markdown: str) -> int:
     return sum(len(line.split()) for line in text.splitlines() if not DIRECTIVE_LINE.match(line))
 
 
+def reading_words(markdown: str) -> int:
+    """Word tokens a reader meets: display math and fenced blocks removed (MyST directives too)."""
+    text = re.sub(r"\$\$.*?\$\$", " ", markdown, flags=re.S)
+    text = re.sub(r"(`{3,}).*?\1", " ", text, flags=re.S)
+    return len(WORD.findall(text))
+
+
 def _shown(cell) -> bool:
     return not (set(cell.metadata.get("tags", [])) & HIDDEN_INPUT)
 
@@ -70,11 +109,16 @@ def measure(md: Path) -> PageMeasure:
     """Size of a chapter source: prose words, shown code lines, stated minutes, exercises."""
     nb = jupytext.read(md)
     m = PageMeasure()
-    in_exercise = coding = False
+    in_exercise = coding = in_solution = False
     for cell in nb.cells:
         src = cell.source
         if cell.cell_type == "markdown":
             m.words += prose_words(src)
+            m.reading_words += reading_words(src)
+            if "solution-start" in src:
+                in_solution = "solution-end" not in src.split("solution-start", 1)[1]
+            elif "solution-end" in src:
+                in_solution = False
             found = STATED_TIME.search(src)
             if found and m.minutes is None:
                 m.minutes = int(found.group(1))
@@ -85,6 +129,14 @@ def measure(md: Path) -> PageMeasure:
                 m.exercises += len(EXERCISE.findall(src))
                 in_exercise, coding = True, False
         elif cell.cell_type == "code":
+            if in_solution:
+                m.solutions_define.update(DEFINES.findall(src))
+            elif STUB.search(src):
+                defined = DEFINES.findall(src)
+                if defined:
+                    m.coding_stubs += defined[:1]
+                else:
+                    m.value_stubs += 1
             if _shown(cell):
                 m.code_lines += sum(1 for line in src.splitlines() if line.strip())
             if in_exercise and CODING_CHECK.search(src):
@@ -104,12 +156,25 @@ def measure(md: Path) -> PageMeasure:
     if m.code_lines > MAX_CODE_LINES:
         m.problems.append(f"{m.code_lines} shown code lines, over the budget of {MAX_CODE_LINES}: move "
                           "checks into hidden cells, cut, or split the chapter")
-    if m.minutes is None or not MINUTES[0] <= m.minutes <= MINUTES[1]:
-        m.problems.append(f"no stated time of {MINUTES[0]}-{MINUTES[1]} minutes ('about N minutes') "
-                          f"in the introduction (found {m.minutes})")
-    if m.coding_exercises < MIN_CODING_EXERCISES:
-        m.problems.append(f"{m.coding_exercises} coding exercises (self-checked with check_tensors or "
-                          f"check_function); a chapter needs at least {MIN_CODING_EXERCISES}")
+    floor = m.floor_minutes
+    if m.minutes is None or m.minutes < floor - 0.5 or m.minutes > MAX_MINUTES:
+        m.problems.append(
+            f"states {m.minutes} minutes ('about N minutes' in the introduction); the honest time is "
+            f"at least {floor:.0f} ({m.reading_words} words/{WORDS_PER_MINUTE} + {m.code_lines} shown "
+            f"code lines/{CODE_LINES_PER_MINUTE} + {MINUTES_PER_CODING_STUB} x {len(m.coding_stubs)} "
+            f"coding + {MINUTES_PER_VALUE_STUB} x {m.value_stubs} value exercises) and at most "
+            f"{MAX_MINUTES}: state it, or cut")
+    chapter = Path(md).name[:2]
+    need = MIN_CODING_EXERCISES_BY_CHAPTER.get(chapter, MIN_CODING_EXERCISES)
+    if m.coding_exercises < need or len(m.coding_stubs) < need:
+        m.problems.append(f"{m.coding_exercises} coding exercises self-checked with check_code, "
+                          f"check_tensors or check_function, {len(m.coding_stubs)} coding stubs "
+                          f"('# your code here' in a def or class); the chapter needs {need}")
+    for name in LEARNER_WRITES.get(chapter, []):
+        if name not in m.coding_stubs:
+            m.problems.append(f"the learner writes {name}: no stub cell defines it with '# your code here'")
+        elif name not in m.solutions_define:
+            m.problems.append(f"the learner writes {name}: no solution block defines it")
     return m
 
 
@@ -133,7 +198,7 @@ def output_problems(ipynb: Path) -> list[str]:
                 lines = ANSI.sub("", "\n".join(out.traceback)).splitlines()
                 if len(lines) > MAX_TRACEBACK_LINES:
                     problems.append(f"cell {n}: a traceback of {len(lines)} lines (at most "
-                                    f"{MAX_TRACEBACK_LINES}: start the chapter with %xmode Minimal)")
+                                    f"{MAX_TRACEBACK_LINES}: start the chapter with readable_errors())")
                 texts.append("\n".join(lines))
             else:
                 data = out.get("data", {})
@@ -171,15 +236,15 @@ def main(argv: list[str]) -> int:
     chapters = [Path(a).with_suffix(".md") for a in argv] or [
         ROOT / p.with_suffix(".md") for p in toc_notebooks(ROOT)]
     problems = []
-    print(f"{'chapter':<40} {'words':>6} {'code':>5} {'min':>4} {'exercises':>9} {'coding':>6}")
+    print(f"{'chapter':<34} {'words':>6} {'code':>5} {'min':>4} {'floor':>5} {'exercises':>9} {'coding':>6}")
     for md in chapters:
         if not md.exists():
             problems.append(f"{md}: no such chapter source")
             continue
         m, found = check_chapter(md)
         problems += found
-        print(f"{md.stem:<40} {m.words:>6} {m.code_lines:>5} {m.minutes or '-':>4} "
-              f"{m.exercises:>9} {m.coding_exercises:>6}")
+        print(f"{md.stem:<34} {m.words:>6} {m.code_lines:>5} {m.minutes or '-':>4} "
+              f"{m.floor_minutes:>5.0f} {m.exercises:>9} {m.coding_exercises:>6}")
     for p in problems:
         print(p)
     print(f"page check: {len(chapters)} chapters, {len(problems)} problems")

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
+import json
 import platform
 import re
 import sys
@@ -33,8 +35,6 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "learner"
 KERNEL = "python3"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-TIMEOUT = 600
 
 FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|:{3,})\s*\{(?P<name>[\w:-]+)\}\s*(?P<args>.*)$")
 PLAIN_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(?!.*\{)")
@@ -86,6 +86,29 @@ def load_citations(bib: Path) -> dict[str, tuple[str, str]]:
     return out
 
 
+# ---- the book's settings ---------------------------------------------------------------------
+
+def book_settings(config: Path | None = None) -> dict:
+    """``baseurl`` (the published book, may be empty) and ``repository`` (its URL) from _config.yml."""
+    import yaml
+    data = yaml.safe_load((config or ROOT / "_config.yml").read_text(encoding="utf-8")) or {}
+    return {"baseurl": str((data.get("html") or {}).get("baseurl") or ""),
+            "repository": str((data.get("repository") or {}).get("url") or "")}
+
+
+def install_cell_source(repository: str) -> str:
+    """Every chapter's first cell: install gradlab from the repository only where it is missing.
+
+    A no-op wherever make venv or make lab installed gradlab; on Colab (the book's launch button, or
+    a learner notebook uploaded there) it installs it. ``tests/test_learner.py`` holds every chapter
+    to exactly this text, with the repository URL of _config.yml."""
+    return ("# Only where the course's package is missing (Colab, a fresh machine): install it from\n"
+            "# the course's repository. Where make lab or make venv installed it, this does nothing.\n"
+            "import importlib.util\n\n"
+            "if importlib.util.find_spec(\"gradlab\") is None:\n"
+            f"    %pip install --quiet \"gradlab @ git+{repository}\"")
+
+
 # ---- the chapter's own labels ----------------------------------------------------------------
 
 class Context:
@@ -119,6 +142,21 @@ class Context:
                     self.labels[lm.group("label")] = heading.lstrip("#").strip() or lm.group("label")
         for name, n in self.figures.items():
             self.labels.setdefault(name, f"Figure {n}")
+
+    def solution_link(self, label: str, number: int) -> str:
+        """A Markdown link to the worked solution of exercise ``label``: the book page's exercise when
+        the book's URL is set (``html.baseurl`` in _config.yml), else the local built page, else the
+        chapter's source, where the solution follows the exercise."""
+        page = f"chapters/{self.md.stem}.html"
+        anchor = f"#{label}" if label else ""
+        base = book_settings().get("baseurl", "")
+        if base:
+            return f"[Open the solution to Exercise {number}]({base.rstrip('/')}/{page}{anchor}) in the book."
+        if (ROOT / "_build" / "html" / page).is_file():
+            return (f"[Open the solution to Exercise {number}](../_build/html/{page}{anchor}) in the "
+                    f"book you built (the Solution button under the exercise).")
+        return (f"[Open the solution to Exercise {number}](../chapters/{self.md.name}) in the chapter's "
+                f"source: the worked solution follows the exercise there.")
 
     def doc(self, target: str) -> tuple[str, str]:
         """(title, link) of a {doc} target, relative to the chapter; links point at learner/."""
@@ -204,8 +242,10 @@ def _directive(name: str, args: str, body: list[str], ctx: Context, counters: di
     content = convert_lines(content, ctx, counters)
     if name == "exercise":
         counters["exercise"] += 1
-        head = f"**Exercise {counters['exercise']}" + (f": {args.strip()}" if args.strip() else "") + "**"
-        return _quote([head, ""] + content)
+        number = counters["exercise"]
+        head = f"**Exercise {number}" + (f": {args.strip()}" if args.strip() else "") + "**"
+        link = ctx.solution_link(options.get("label", ""), number)
+        return _quote([head, ""] + content + ["", link])
     if name in ("math",):
         return ["$$"] + content + ["$$"]
     if name in ("code-block", "code", "sourcecode", "code-cell"):
@@ -381,6 +421,7 @@ def learner_notebook(md: Path, citations: dict | None = None):
     first_heading = next((i for i, c in enumerate(cells) if c.cell_type == "markdown"
                           and c.source.lstrip().startswith("# ")), -1)
     cells.insert(first_heading + 1, nbformat.v4.new_markdown_cell(NOTE))
+
     for i, cell in enumerate(cells):
         cell["id"] = f"cell-{i:03d}"
     out = nbformat.v4.new_notebook(cells=cells)
@@ -413,21 +454,63 @@ def problems(nb, path: Path | str = "") -> list[str]:
     return found
 
 
-def write(md: Path, out_dir: Path = OUT, citations: dict | None = None) -> Path:
+MANIFEST = ".generated.json"   # in the output folder: notebook name -> sha256 of the bytes we wrote
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _manifest(out_dir: Path) -> dict:
+    try:
+        return json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def write(md: Path, out_dir: Path = OUT, citations: dict | None = None, *,
+          force: bool = False) -> tuple[Path, str]:
+    """Write the learner notebook of ``md`` unless the learner has changed theirs; say what happened.
+
+    A notebook is the learner's once its bytes differ from what this tool last wrote there (the
+    manifest ``learner/.generated.json`` keeps a hash of each). Such a notebook is never changed:
+    the status is ``"kept"`` (``"kept, older than the book"`` when the book's version differs).
+    ``force`` writes the book's version anyway and first moves the learner's to ``NAME.ipynb.bak``
+    (``.bak2``, ... if that exists). Statuses: created, updated, unchanged, kept..., replaced.
+    """
     nb = learner_notebook(md, citations)
+    nbformat.validate(nb)
+    text = (nbformat.writes(nb) + "\n").encode("utf-8")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / (Path(md).stem + ".ipynb")
-    nbformat.validate(nb)
-    path.write_text(nbformat.writes(nb) + "\n", encoding="utf-8")
-    return path
+    manifest = _manifest(out_dir)
+    status = "created"
+    if path.exists():
+        current = path.read_bytes()
+        if current == text:
+            status = "unchanged"
+        elif manifest.get(path.name) == _sha(current):
+            status = "updated"                       # still exactly what we wrote: not the learner's
+        elif not force:
+            return path, "kept, older than the book"
+        else:
+            n, backup = 1, path.with_name(path.name + ".bak")
+            while backup.exists():
+                n += 1
+                backup = path.with_name(f"{path.name}.bak{n}")
+            path.rename(backup)
+            status = f"replaced; yours is now {backup.name}"
+    if status != "unchanged":
+        path.write_bytes(text)
+    manifest[path.name] = _sha(text)
+    (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path, status
 
 
 def execute(path: Path) -> None:
     """Run a learner notebook top to bottom in a fresh kernel; only raises-exception cells may raise."""
-    from nbclient import NotebookClient
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=TIMEOUT, kernel_name=KERNEL, record_timing=False,
-                   resources={"metadata": {"path": str(Path(path).parent.resolve())}}).execute()
+    from tools.kernel import execute as run_all
+    run_all(nbformat.read(path, as_version=4), Path(path).parent, str(path))
 
 
 def main(argv: list[str]) -> int:
@@ -436,7 +519,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=OUT, help="output folder (default: learner/)")
     parser.add_argument("--check", action="store_true", help="fail on raw MyST or solution markers")
     parser.add_argument("--execute", action="store_true", help="run each notebook in a fresh kernel")
+    parser.add_argument("--force", action="store_true",
+                        help="also replace notebooks you edited (yours is kept as NAME.ipynb.bak)")
     args = parser.parse_args(argv)
+    from tools.kernel import NotebookFailed
     from tools.notebook import NotAChapter, chapter_source
     from tools.toc import toc_notebooks
     try:
@@ -446,9 +532,11 @@ def main(argv: list[str]) -> int:
         print(f"tools.learner: {err}", file=sys.stderr)
         return 2
     citations = load_citations(ROOT / "references.bib")
-    failed = []
+    failed, kept = [], []
     for md in chapters:
-        path = write(md, args.out, citations)
+        path, status = write(md, args.out, citations, force=args.force)
+        if status.startswith("kept"):
+            kept.append(path)
         found = problems(nbformat.read(path, as_version=4), path) if args.check else []
         failed += found
         for line in found:
@@ -456,12 +544,16 @@ def main(argv: list[str]) -> int:
         if args.execute and not found:
             try:
                 execute(path)
-            except Exception as err:                  # noqa: BLE001 - reported, then exit 1
-                first = [l for l in ANSI.sub("", str(err)).splitlines() if l.strip()]
+            except NotebookFailed as err:
                 failed.append(path)
-                print(f"{path}: does not run top to bottom: {first[-1] if first else err}", file=sys.stderr)
+                print(f"does not run top to bottom: {err}", file=sys.stderr)
                 continue
-        print(f"{path}: learner edition of {md.name}" + (" (ran top to bottom)" if args.execute else ""))
+        print(f"{path}: {status}" + (" (ran top to bottom)" if args.execute else ""))
+    if kept:
+        print(f"\nYour work is kept: {len(kept)} notebook(s) you changed were left as they are, and the "
+              f"book's version of each has changed since:\n" + "".join(f"  {p}\n" for p in kept)
+              + "To get the book's version of one, rename or delete yours and run make learner again, "
+              "or run make learner FORCE=1 (it keeps each of yours as NAME.ipynb.bak).")
     return 1 if failed else 0
 
 

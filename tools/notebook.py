@@ -26,10 +26,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 from jupytext.config import load_jupytext_config
-from nbclient import NotebookClient
 
-KERNEL = "python3"
-TIMEOUT = 600
+from tools.kernel import KERNEL, NotebookFailed, execute
 CHAPTER_NAME = re.compile(r"\d\d-[a-z0-9][a-z0-9-]*")
 USAGE = "usage: make notebook NB=chapters/NN-name.md   (or: python -m tools.notebook chapters/NN-name.md)"
 
@@ -116,8 +114,7 @@ def build(md: Path) -> Path:
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i:03d}"
-    NotebookClient(nb, timeout=TIMEOUT, kernel_name=KERNEL, record_timing=False,
-                   resources={"metadata": {"path": str(md.parent.resolve())}}).execute()
+    execute(nb, md.parent, str(md))
     merge_streams(nb)
     out = md.with_suffix(".ipynb")
     nbformat.validate(nb)
@@ -136,7 +133,12 @@ def main(argv: list[str]) -> int:
         return 2
     for md in chapters:
         start = time.perf_counter()
-        out = build(md)
+        try:
+            out = build(md)
+        except NotebookFailed as err:
+            print(f"tools.notebook: {err}\n(the .ipynb was not written; fix the .md and run again)",
+                  file=sys.stderr)
+            return 1
         print(f"{out}: regenerated and executed in {time.perf_counter() - start:.1f} s")
     return 0
 

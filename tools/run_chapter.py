@@ -9,18 +9,13 @@ Writes no file: the chapter's .md and .ipynb stay as they are.
 """
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 
-KERNEL = "python3"
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
-TIMEOUT = 600
+from tools.kernel import NotebookFailed, running
 
 
 def _print_outputs(cell) -> None:
@@ -51,21 +46,17 @@ def run(path: Path) -> int:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    client = NotebookClient(nb, timeout=TIMEOUT, kernel_name=KERNEL, record_timing=False,
-                            resources={"metadata": {"path": str(path.parent.resolve())}})
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    with client.setup_kernel():
-        for n, cell in enumerate(code, 1):
-            index = nb.cells.index(cell)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    with running(nb, path.parent) as run_cell:
+        for index in code:
             try:
-                client.execute_cell(cell, index)
-            except CellExecutionError as err:
+                run_cell(index, str(path))
+            except NotebookFailed as err:
+                cell = nb.cells[index]
                 _print_outputs({"outputs": [o for o in cell.outputs if o.get("output_type") != "error"]})
-                lines = [l for l in ANSI.sub("", str(err)).splitlines() if l.strip()]
-                print(f"{path}: code cell {n} of {len(code)} failed: {lines[-1] if lines else err}",
-                      file=sys.stderr)
+                print(err, file=sys.stderr)
                 return 1
-            _print_outputs(cell)
+            _print_outputs(nb.cells[index])
     print(f"{path}: all {len(code)} code cells ran", file=sys.stderr)
     return 0
 

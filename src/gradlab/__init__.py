@@ -7,15 +7,20 @@ One idea per module:
 - ``gradlab.numerical``: :func:`numerical_grad`, central finite differences in float64;
 - ``gradlab.graph``: :func:`graph_structure` and :func:`draw_graph`, the live autograd graph;
 - ``gradlab.jacobian``: :func:`jacobian_by_rows` (VJPs) and :func:`jacobian_by_columns` (JVPs);
+- ``gradlab.forward``: dual numbers, :func:`jvp_via_vjp`, Hessian-vector products (chapter 12);
 - ``gradlab.functions``: reference ``torch.autograd.Function`` classes (Add, Mul, Exp, ReLU, ...);
 - ``gradlab.gradient_check``: :func:`check_function`, gradcheck/gradgradcheck as one stable row;
 - ``gradlab.bptt``: :func:`rnn_forward` and :func:`rnn_backward`, hand-written BPTT;
 - ``gradlab.layers``: layers and losses with hand-written forward and backward, and a small MLP;
 - ``gradlab.engine``: a small reverse-mode engine, scalar :class:`Value` and :class:`Tensor`
   (chapters 08 and 09), each with ``.data``, ``.grad`` and ``.backward()``;
-- ``gradlab.exercises``: self-checks that do not reveal the answer;
+- ``gradlab.exercises``: self-checks that do not reveal the answer; :func:`check_code` judges a
+  learner's function on fresh cases against autograd;
+- ``gradlab.rules``: :class:`Rules`, what an exercise forbids (autograd, float64, a big tensor, a
+  named function), and the watch that sees a function break them;
 - ``gradlab.data``: :func:`make_spirals`, the seeded toy data set of chapters 07 and 09;
-- ``gradlab.notebook``: :func:`wrap_long_errors`, expected errors wrapped to the page's width;
+- ``gradlab.notebook``: :func:`readable_errors`, one-line expected errors and the learner's own
+  frames for a bug in their code;
 - ``gradlab.plotting``: the book's figure style.
 
 Importing gradlab imports torch, but not matplotlib (only drawing and plotting functions do).

@@ -1,28 +1,32 @@
-"""Backpropagation through time, by hand, for the tanh recurrence h_t = tanh(W h_{t-1} + U x_t + b).
+"""Backpropagation through time, by hand, for the tanh recurrence h_t = tanh(h_{t-1} Wh + x_t Wx + b).
 
-Shapes are **batch first** throughout (B = batch, T = time steps, I = input size, H = hidden size):
+Shapes follow the book's notation: batches are rows and a weight is (D_in, D_out), as in CS231n's
+``rnn_step_forward`` (B = batch, T = time steps, I = input size, H = hidden size):
 
 ======  ===========  ============================================
 name    shape        meaning
 ======  ===========  ============================================
 xs      (B, T, I)    inputs x_1 .. x_T
 h0      (B, H)       initial state
-W       (H, H)       state-to-state weight
-U       (H, I)       input-to-state weight
+Wx      (I, H)       input-to-state weight
+Wh      (H, H)       state-to-state weight
 b       (H,)         bias
 states  (B, T, H)    h_1 .. h_T (``states[:, t - 1]`` is h_t)
 ======  ===========  ============================================
 
-With row vectors (one row per sequence of the batch) one step reads
-``h_t = tanh(h_{t-1} @ W.T + x_t @ U.T + b)``, the same as ``W h + U x + b`` for column vectors.
+One step reads ``h_t = tanh(h_{t-1} @ Wh + x_t @ Wx + b)``. ``torch.nn.RNN`` computes the same
+with its weights stored transposed: ``weight_ih_l0`` is ``Wx.T`` and ``weight_hh_l0`` is ``Wh.T``
+(and it has two biases, whose sum is b).
 
 :func:`rnn_forward` runs the recurrence and keeps what the backward pass needs (no autograd graph
 is recorded). :func:`rnn_backward` takes the gradient of a loss with respect to the states (on
 every state, on the last one, or both) and walks the steps in reverse: it returns the gradients
-for W, U, b and h0, and the total gradient reaching every state, whose per-step norms show
+for xs, h0, Wx, Wh and b, and the total gradient reaching every state, whose per-step norms show
 vanishing or exploding gradients. ``truncation=k`` gives truncated BPTT: the gradient does not
 flow back through the states h_k, h_2k, ..., exactly as if each of them were ``detach()``-ed
-before entering the next step.
+before entering the next step of one recorded graph. :func:`train_truncated_by_hand` trains the
+recurrence the other way truncated BPTT is used, one backward pass and one SGD step per chunk,
+with these hand-written gradients: the reference for chapter 06's ``train_truncated`` exercise.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import torch
 from ._printed import format_shape
 from ._validate import is_integer, require_float_tensor, shape_str
 
-__all__ = ["RNNTrace", "RNNGrads", "rnn_forward", "rnn_backward"]
+__all__ = ["RNNTrace", "RNNGrads", "rnn_forward", "rnn_backward", "train_truncated_by_hand"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,8 @@ class RNNTrace:
 
     xs: torch.Tensor
     h0: torch.Tensor
-    W: torch.Tensor
-    U: torch.Tensor
+    Wx: torch.Tensor
+    Wh: torch.Tensor
     b: torch.Tensor
     states: torch.Tensor
 
@@ -65,16 +69,17 @@ class RNNTrace:
 class RNNGrads:
     """Gradients returned by :func:`rnn_backward`.
 
-    ``W`` (H, H), ``U`` (H, I), ``b`` (H,), ``h0`` (B, H): gradients of the loss with respect to the
-    parameters and the initial state. ``states`` (B, T, H): the total gradient reaching each state
-    h_t (its own term from the loss plus what flows back from later steps), the same as
-    ``h_t.grad`` after ``h_t.retain_grad()`` in autograd.
+    ``xs`` (B, T, I), ``h0`` (B, H), ``Wx`` (I, H), ``Wh`` (H, H), ``b`` (H,): gradients of the loss
+    with respect to the inputs, the initial state and the parameters. ``states`` (B, T, H): the total
+    gradient reaching each state h_t (its own term from the loss plus what flows back from later
+    steps), the same as ``h_t.grad`` after ``h_t.retain_grad()`` in autograd.
     """
 
-    W: torch.Tensor
-    U: torch.Tensor
-    b: torch.Tensor
+    xs: torch.Tensor
     h0: torch.Tensor
+    Wx: torch.Tensor
+    Wh: torch.Tensor
+    b: torch.Tensor
     states: torch.Tensor
 
     @property
@@ -83,12 +88,12 @@ class RNNGrads:
         return torch.linalg.vector_norm(self.states, dim=(0, 2))
 
     def parameters(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(W, U, b): the gradients of the trainable weights, in that order."""
-        return self.W, self.U, self.b
+        """(Wx, Wh, b): the gradients of the trainable weights, in that order."""
+        return self.Wx, self.Wh, self.b
 
 
-def _check_inputs(xs, h0, W, U, b) -> None:
-    named = {"xs": xs, "h0": h0, "W": W, "U": U, "b": b}
+def _check_inputs(xs, h0, Wx, Wh, b) -> None:
+    named = {"xs": xs, "h0": h0, "Wx": Wx, "Wh": Wh, "b": b}
     for name, t in named.items():
         require_float_tensor(t, f"rnn_forward: {name}")
     dtypes = {t.dtype for t in named.values()}
@@ -103,37 +108,39 @@ def _check_inputs(xs, h0, W, U, b) -> None:
     if T < 1:
         raise ValueError(f"rnn_forward: xs has shape {shape_str(xs)}, i.e. T = 0 time steps; "
                          f"the recurrence needs at least one step.")
-    if W.dim() != 2 or W.shape[0] != W.shape[1]:
-        raise ValueError(f"rnn_forward: W must be square, shape (H, H), got {shape_str(W)}.")
-    H = W.shape[0]
+    if Wh.dim() != 2 or Wh.shape[0] != Wh.shape[1]:
+        raise ValueError(f"rnn_forward: Wh must be square, shape (H, H), got {shape_str(Wh)}.")
+    H = Wh.shape[0]
     if h0.shape != (B, H):
         hint = (" For a single sequence, add a batch dimension: h0.unsqueeze(0)." if h0.shape == (H,) else "")
         raise ValueError(f"rnn_forward: h0 must have shape (B, H) = ({B}, {H}) to match xs {shape_str(xs)} "
-                         f"and W {shape_str(W)}, got {shape_str(h0)}.{hint}")
-    if U.shape != (H, I):
-        raise ValueError(f"rnn_forward: U must have shape (H, I) = ({H}, {I}) to match W {shape_str(W)} "
-                         f"and xs {shape_str(xs)}, got {shape_str(U)}.")
+                         f"and Wh {shape_str(Wh)}, got {shape_str(h0)}.{hint}")
+    if Wx.shape != (I, H):
+        hint = (" It looks transposed: this is nn.RNN's weight_ih_l0 layout; pass its .T."
+                if Wx.shape == (H, I) else "")
+        raise ValueError(f"rnn_forward: Wx must have shape (I, H) = ({I}, {H}) to match xs {shape_str(xs)} "
+                         f"and Wh {shape_str(Wh)}, got {shape_str(Wx)}.{hint}")
     if b.shape != (H,):
-        raise ValueError(f"rnn_forward: b must have shape (H,) = ({H},) to match W {shape_str(W)}, "
+        raise ValueError(f"rnn_forward: b must have shape (H,) = ({H},) to match Wh {shape_str(Wh)}, "
                          f"got {shape_str(b)}.")
 
 
-def rnn_forward(xs: torch.Tensor, h0: torch.Tensor, W: torch.Tensor, U: torch.Tensor,
+def rnn_forward(xs: torch.Tensor, h0: torch.Tensor, Wx: torch.Tensor, Wh: torch.Tensor,
                 b: torch.Tensor) -> RNNTrace:
-    """Run h_t = tanh(h_{t-1} @ W.T + x_t @ U.T + b) for t = 1 .. T; return an :class:`RNNTrace`.
+    """Run h_t = tanh(h_{t-1} @ Wh + x_t @ Wx + b) for t = 1 .. T; return an :class:`RNNTrace`.
 
-    Shapes: xs (B, T, I), h0 (B, H), W (H, H), U (H, I), b (H,), all of one floating dtype.
+    Shapes: xs (B, T, I), h0 (B, H), Wx (I, H), Wh (H, H), b (H,), all of one floating dtype.
     Nothing is recorded for autograd: this is the forward half of the hand-written pass.
     """
-    _check_inputs(xs, h0, W, U, b)
-    xs, h0, W, U, b = (t.detach() for t in (xs, h0, W, U, b))
+    _check_inputs(xs, h0, Wx, Wh, b)
+    xs, h0, Wx, Wh, b = (t.detach() for t in (xs, h0, Wx, Wh, b))
     with torch.no_grad():
         h = h0
         states = []
         for t in range(xs.shape[1]):
-            h = torch.tanh(h @ W.T + xs[:, t] @ U.T + b)
+            h = torch.tanh(h @ Wh + xs[:, t] @ Wx + b)
             states.append(h)
-        return RNNTrace(xs, h0, W, U, b, torch.stack(states, dim=1))
+        return RNNTrace(xs, h0, Wx, Wh, b, torch.stack(states, dim=1))
 
 
 def rnn_backward(trace: RNNTrace, grad_states: torch.Tensor | None = None, *,
@@ -144,7 +151,7 @@ def rnn_backward(trace: RNNTrace, grad_states: torch.Tensor | None = None, *,
     every state). ``grad_last`` (B, H): its gradient with respect to h_T (a loss on the last state).
     Give either or both (they add). ``truncation=k`` (a positive int) stops the gradient from
     flowing back out of the states h_k, h_2k, ... into earlier steps, as ``h = h.detach()`` after
-    every k-th step of an autograd loop would; ``None`` is full BPTT.
+    every k-th step of one recorded autograd loop would; ``None`` is full BPTT.
     """
     if not isinstance(trace, RNNTrace):
         raise TypeError(f"rnn_backward: trace must be the RNNTrace returned by rnn_forward, "
@@ -175,9 +182,10 @@ def rnn_backward(trace: RNNTrace, grad_states: torch.Tensor | None = None, *,
     if grad_last is not None:
         upstream[:, -1] += grad_last.detach()
 
-    W, U, xs = trace.W, trace.U, trace.xs
-    dW, dU = torch.zeros_like(W), torch.zeros_like(U)
+    Wx, Wh, xs = trace.Wx, trace.Wh, trace.xs
+    dWx, dWh = torch.zeros_like(Wx), torch.zeros_like(Wh)
     db = torch.zeros_like(trace.b)
+    dxs = torch.empty_like(xs)
     dstates = torch.empty_like(states)
     carry = torch.zeros_like(trace.h0)          # gradient flowing into h_t from step t + 1
     with torch.no_grad():
@@ -189,8 +197,47 @@ def rnn_backward(trace: RNNTrace, grad_states: torch.Tensor | None = None, *,
             h_t = states[:, t - 1]
             h_prev = states[:, t - 2] if t > 1 else trace.h0
             da = dh * (1 - h_t * h_t)            # through tanh: tanh'(a) = 1 - tanh(a)^2
-            dW += da.T @ h_prev
-            dU += da.T @ xs[:, t - 1]
+            dWx += xs[:, t - 1].T @ da
+            dWh += h_prev.T @ da
             db += da.sum(dim=0)
-            carry = da @ W
-    return RNNGrads(dW, dU, db, carry, dstates)
+            dxs[:, t - 1] = da @ Wx.T
+            carry = da @ Wh.T
+    return RNNGrads(dxs, carry, dWx, dWh, db, dstates)
+
+
+def train_truncated_by_hand(xs: torch.Tensor, ys: torch.Tensor, Wx: torch.Tensor, Wh: torch.Tensor,
+                            b: torch.Tensor, k: int, lr: float, max_norm: float) -> dict:
+    """Truncated-BPTT training with hand-written gradients: a backward pass and an SGD step per chunk.
+
+    The state starts at h_0 = 0 and runs through chunks of ``k`` steps (the last may be shorter).
+    Each chunk's loss is ``((states - ys[:, chunk]) ** 2).mean()``; its gradient for (Wx, Wh, b) is
+    computed by :func:`rnn_backward` on that chunk alone (the carried state is a constant, as after
+    ``detach()``), scaled as ``torch.nn.utils.clip_grad_norm_(params, max_norm)`` scales it (by
+    ``min(1, max_norm / (total_norm + 1e-6))``), then ``W -= lr * grad``. Returns a dict: ``losses``
+    (one per chunk, before that chunk's step) and the trained ``Wx``, ``Wh``, ``b``. The inputs are
+    not modified.
+    """
+    _check_inputs(xs, torch.zeros(xs.shape[0], Wh.shape[-1], dtype=xs.dtype), Wx, Wh, b)
+    require_float_tensor(ys, "train_truncated_by_hand: ys")
+    B, T, _ = xs.shape
+    H = Wh.shape[0]
+    if ys.shape != (B, T, H):
+        raise ValueError(f"train_truncated_by_hand: ys must have shape (B, T, H) = {format_shape((B, T, H))}, "
+                         f"got {shape_str(ys)}.")
+    if not is_integer(k) or k < 1:
+        raise ValueError(f"train_truncated_by_hand: k must be a positive int (steps per chunk), got {k!r}.")
+    k = int(k)
+    Wx, Wh, b = (t.detach().clone() for t in (Wx, Wh, b))
+    h = torch.zeros(B, H, dtype=xs.dtype)
+    losses = []
+    for start in range(0, T, k):
+        trace = rnn_forward(xs[:, start:start + k], h, Wx, Wh, b)
+        diff = trace.states - ys[:, start:start + k].detach()
+        losses.append((diff ** 2).mean())
+        grads = rnn_backward(trace, 2 * diff / diff.numel())
+        total = torch.sqrt(sum((g ** 2).sum() for g in grads.parameters()))
+        factor = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+        for p, g in zip((Wx, Wh, b), grads.parameters()):
+            p -= lr * (factor * g)
+        h = trace.last
+    return {"losses": torch.stack(losses), "Wx": Wx, "Wh": Wh, "b": b}

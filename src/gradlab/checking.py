@@ -72,7 +72,8 @@ class Comparison(PrintedResult):
     def row(self) -> str:
         shape = format_shape(self.shape)
         if self.ok:
-            verdict, err = "ok", f"rel. error <= {self.tolerance:.0e}"
+            # the bound it met, not the measured error (which differs from machine to machine)
+            verdict, err = "ok", f"within rtol {self.tolerance:.0e}"
         elif self.problem:
             verdict, err = "MISMATCH", self.problem
         else:
@@ -155,9 +156,9 @@ def _multiple_hint(actual: torch.Tensor, expected: torch.Tensor, tol: float, wha
         return "The manual value has the wrong sign everywhere: check the sign of each term."
     if k >= 2 and close(k * a, e):
         if is_grad:
-            return (f"{what} is exactly {k} times the manual value: backward ran more than once and "
-                    f".grad accumulated (gradients add up). Zero the gradient (x.grad = None) before "
-                    f"each backward(), or build the graph afresh for every backward().")
+            return (f"{what} is exactly {k} times the manual value: either the derivation misses a "
+                    f"factor of {k}, or backward ran {k} times and .grad accumulated (gradients add "
+                    f"up; zero the gradient, x.grad = None, before each backward()).")
         return f"{what} is exactly {k} times the manual value: a factor is missing."
     back = round(float((a * e).sum()) / ee)      # actual ~ back * expected
     if back >= 2 and close(a, back * e):
@@ -225,7 +226,7 @@ def compare(name: str, manual, tensor, *, rtol: float | None = None,
 
     >>> x = torch.tensor([1.0, 2.0], requires_grad=True); (x ** 2).sum().backward()
     >>> compare("x", 2 * x.detach(), x)  # doctest: +SKIP
-    x                  (2,)         ok        rel. error <= 1e-05
+    x                  (2,)         ok        within rtol 1e-05
 
     ``tensor.grad`` must exist: call ``backward()`` first, and ``retain_grad()`` before it for an
     intermediate (non-leaf) tensor. The tolerance scales with the gradient's magnitude (see

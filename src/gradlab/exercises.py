@@ -25,8 +25,9 @@ import torch
 
 from ._printed import PrintedResult, format_shape
 from ._validate import positive_number, require_dense
+from .rules import Rules, watch
 
-__all__ = ["answer_key", "check", "check_tensors", "CheckResult"]
+__all__ = ["answer_key", "check", "check_tensors", "check_code", "Rules", "CheckResult"]
 
 _VERSION = "gx1"
 _OFFSETS = 10          # grid offsets per element: acceptance band [rtol, 11/9 rtol]
@@ -225,7 +226,7 @@ def _rel_error(a: torch.Tensor, e: torch.Tensor) -> float:
     return ((a - e).abs().max().item() if e.numel() else 0.0) / scale
 
 
-def _tensor_verdict(mine, ref: torch.Tensor, rtol: float) -> tuple[bool, str]:
+def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...] = ()) -> tuple[bool, str]:
     if mine is None:
         return False, "no answer yet (None)"
     if not isinstance(mine, torch.Tensor):
@@ -243,6 +244,8 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float) -> tuple[bool, str]:
         broadcast = tail is not None and a.numel() > e.numel() and all(
             w in (1, g) for w, g in zip(want, tail))
         extra = " (sum over the broadcast dimensions?)" if broadcast else ""
+        if not extra and a.numel() == e.numel() and [d for d in got if d != 1] == [d for d in want if d != 1]:
+            extra = " (a missing keepdim=True, or a squeeze?)"
         return False, f"not yet: shape {format_shape(got)}, expected {format_shape(want)}{extra}"
     if not torch.isfinite(a).all():
         return False, "not yet: your tensor contains NaN or inf"
@@ -251,6 +254,8 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float) -> tuple[bool, str]:
                          "fix the cell that computes it.")
     if _rel_error(a, e) <= rtol:
         return True, "correct"
+    if a.dim() == 2 and a.shape[0] == a.shape[1] > 1 and _rel_error(a.T, e) <= rtol:
+        return False, "not yet: the transpose of the right matrix (transposed?)"
     if mine.dtype != ref.dtype and _rel_error(a, e) <= CODE_RTOL.get(mine.dtype, 1e-4):
         mine_t, ref_t = str(mine.dtype).replace("torch.", ""), str(ref.dtype).replace("torch.", "")
         return False, f"not yet: right to {mine_t} precision; compute in {ref_t}"
@@ -261,9 +266,16 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float) -> tuple[bool, str]:
                 return False, f"not yet: {hint}"
         for k in (3, 4, 5):
             if _rel_error(a / k, e) <= rtol:
+                if k in sizes:
+                    return False, (f"not yet: {k} times too large ({k} is the size of a dimension: a sum "
+                                   f"where a mean belongs? or backward ran {k} times?)")
                 return False, f"not yet: {k} times too large (backward ran {k} times? zero the gradient)"
         if _rel_error(a / e.numel(), e) <= rtol or _rel_error(a * e.numel(), e) <= rtol:
             return False, "not yet: off by the number of elements (a mean vs a sum?)"
+        for k in sorted({int(d) for d in sizes if d > 2}):
+            if _rel_error(a / k, e) <= rtol or _rel_error(a * k, e) <= rtol:
+                return False, (f"not yet: off by a factor of {k}, the size of a dimension "
+                               "(a mean vs a sum over it?)")
     return False, "not yet: the values are wrong"
 
 
@@ -296,3 +308,127 @@ def check_tensors(answers: Mapping[str, object], expected: Mapping[str, torch.Te
         rows.append(f"{name:<{width}}  {format_shape(ref.shape):<12} {verdict}")
     message = "\n".join(rows)
     return _say(bool(ok_all), message)
+
+
+# --- code exercises judged on fresh cases -----------------------------------------------------------
+
+def _copy(value):
+    """A detached copy of a tensor, and of every tensor inside a dict, list or tuple."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    return value
+
+
+def _fresh(case: Mapping) -> dict:
+    """Detached copies of a case's tensors (other values as they are), so no call changes another's."""
+    return {k: _copy(v) for k, v in case.items()}
+
+
+def _tensors(value, name: str):
+    if isinstance(value, torch.Tensor):
+        yield name, value
+    elif isinstance(value, Mapping):
+        for k, v in value.items():
+            yield from _tensors(v, f"{name}[{k!r}]" if not isinstance(k, str) else f"{name}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _tensors(v, f"{name}[{i}]")
+
+
+def _case_shapes(case: Mapping, head: str = "", width: int = 100) -> str:
+    """``head`` then each input tensor's name and shape, wrapped at ``width`` columns."""
+    parts = [f"{n} {format_shape(t.shape)}" for k, v in case.items() for n, t in _tensors(v, k)]
+    lines, line = [], head
+    for i, part in enumerate(parts):
+        piece = part + ("," if i < len(parts) - 1 else "")
+        if len(line) + len(piece) + 1 > width and line.strip():
+            lines.append(line.rstrip())
+            line = "  "
+        line += piece + " "
+    lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+def _as_answers(got, names: list[str], who: str) -> dict:
+    if isinstance(got, Mapping):
+        missing = [n for n in names if n not in got]
+        if missing:
+            raise KeyError(f"{who} returned a dict without {missing}; return every name of "
+                           f"{names} (None for one not written yet).")
+        return {n: got[n] for n in names}
+    if got is None or isinstance(got, torch.Tensor):
+        got = (got,)
+    if isinstance(got, (tuple, list)) and len(got) == len(names):
+        return dict(zip(names, got))
+    count = len(got) if isinstance(got, (tuple, list)) else 1
+    raise ValueError(f"{who} returned {count} value(s); the exercise asks for {len(names)}: "
+                     f"{', '.join(names)} (a tuple in this order, or a dict).")
+
+
+def check_code(learner, make_case, reference, *, seeds=(0, 1, 2), rules: Rules | None = None,
+               rtol: float | None = None, names: list[str] | None = None) -> CheckResult:
+    """Judge the learner's function on fresh cases against autograd; print rows, never values.
+
+    For each seed, ``case = make_case(torch.Generator().manual_seed(seed))`` is a dict of named
+    inputs (draw shapes from the generator too, non-square, so a transpose shows);
+    ``reference(**case)`` returns a dict name -> expected tensor (autograd's, every intermediate
+    the exercise asks for); ``learner(**case)`` returns a dict with those names, a tuple in their
+    order, or one tensor. Each gets its own detached copies. ``rules`` (:class:`Rules`; default
+    ``Rules()``: no autograd) is watched while the learner's function runs. Stops at the first case that fails and prints its input
+    shapes, one row per name and the broken rules. An error inside the learner's function is
+    raised as it is, with a note naming the case, so its traceback shows the learner's line.
+    """
+    for what, fn in (("learner", learner), ("make_case", make_case), ("reference", reference)):
+        if not callable(fn):
+            raise TypeError(f"check_code: {what} must be a function, got {type(fn).__name__}"
+                            + ("; define it in the cell above and run that cell first." if what == "learner" else "."))
+    seeds = tuple(seeds)
+    if not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ValueError(f"check_code: seeds must be a non-empty sequence of ints, got {seeds!r}.")
+    if rtol is not None:
+        rtol = _check_positive("rtol", rtol)
+    who = getattr(learner, "__name__", "your function")
+    n = len(seeds)
+    for i, seed in enumerate(seeds, 1):
+        case = make_case(torch.Generator().manual_seed(seed))
+        if not isinstance(case, Mapping):
+            raise TypeError(f"check_code: make_case must return a dict of named inputs, got {type(case).__name__}.")
+        expected = reference(**_fresh(case))
+        if not isinstance(expected, Mapping) or not expected:
+            raise TypeError("check_code: reference must return a non-empty dict name -> expected tensor.")
+        wanted = list(names) if names is not None else list(expected)
+        shapes = _case_shapes(case, width=10_000)
+        inputs = _fresh(case)
+        with watch(Rules() if rules is None else rules, case) as broken:
+            try:
+                got = learner(**inputs)
+            except Exception as err:
+                size_slip = isinstance(err, RuntimeError) and any(
+                    p in str(err) for p in ("must match the size", "cannot be multiplied", "shape", "size of tensor"))
+                err.add_note(f"(raised in {who} on case {i} of {n} of the check, inputs {shapes}"
+                             + ("; a size mismatch often means a missing keepdim=True, a transpose or a "
+                                "sum over the wrong dimension)" if size_slip else ")"))
+                raise
+        answers = _as_answers(got, wanted, who)
+        sizes = tuple(d for k, v in case.items() for _, t in _tensors(v, k) for d in t.shape)
+        width = max(len(k) for k in wanted)
+        rows, ok_all = [], not broken
+        for name in wanted:
+            ref = expected[name]
+            if not isinstance(ref, torch.Tensor):
+                raise TypeError(f"check_code: reference's {name!r} must be a tensor, got {type(ref).__name__}.")
+            tol = rtol if rtol is not None else CODE_RTOL.get(ref.dtype, 1e-4)
+            ok, verdict = _tensor_verdict(answers[name], ref, tol, sizes)
+            ok_all &= ok
+            rows.append(f"{name:<{width}}  {format_shape(ref.shape):<12} {verdict}")
+        rows += [f"rule broken: {b}" for b in broken]
+        if not ok_all or i == n:
+            head = _case_shapes(case, f"{who}, case {i} of {n}: ")
+            tail = (f"correct on all {n} fresh cases" if ok_all else
+                    f"not yet: fix it and run the check again, or open the solution")
+            return _say(bool(ok_all), "\n".join([head, *rows, tail]))
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -31,9 +31,10 @@ import torch
 from torch.autograd.gradcheck import GradcheckError
 
 from ._printed import PrintedResult, format_shape
+from ._gradcheck_diagnosis import _diagnose, _directional_mismatch, _non_finite
 from ._validate import is_real_number, require_dense
 
-__all__ = ["GradcheckReport", "check_function"]
+__all__ = ["GradcheckReport", "check_function", "check_function_cases"]
 
 _HINTS = {
     "the derivation": (
@@ -265,132 +266,10 @@ def _double_backward_error(call: Callable, prepared: list) -> Exception | None:
     return None
 
 
-def _non_finite(inputs: list, outputs) -> str:
-    for i, p in enumerate(inputs):
-        if isinstance(p, torch.Tensor) and p.is_floating_point():
-            bad = ~torch.isfinite(p)
-            if bool(bad.any()):
-                return f"input {i} holds NaN or inf ({int(bad.sum())} of {p.numel()} elements)"
-    outs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-    for k, o in enumerate(outs):
-        if o.is_floating_point():
-            bad = ~torch.isfinite(o)
-            if bool(bad.any()):
-                return (f"output {k} is NaN or inf at these inputs "
-                        f"({int(bad.sum())} of {o.numel()} elements)")
-    return ""
-
-
-def _flat_outputs(g: Callable, args: list) -> torch.Tensor:
-    out = g(*args)
-    outs = out if isinstance(out, (tuple, list)) else (out,)
-    return torch.cat([o.detach().reshape(-1).to(torch.float64) for o in outs if o.is_floating_point()])
-
-
-def _diagnose(g: Callable, args: list, eps: float, atol: float, rtol: float) -> tuple[str, str]:
-    """After gradcheck failed on ``g`` at ``args``: the likely cause and what points to it."""
-    # NaN in the backward pass?
-    with torch.enable_grad():
-        leaves = [a.detach().clone().requires_grad_(True) if isinstance(a, torch.Tensor)
-                  and a.is_floating_point() else a for a in args]
-        out = g(*leaves)
-        outs = [o for o in (out if isinstance(out, (tuple, list)) else (out,)) if o.requires_grad]
-        wrt = [p for p in leaves if isinstance(p, torch.Tensor) and p.requires_grad]
-        try:
-            grads = torch.autograd.grad(outs, wrt, [torch.ones_like(o) for o in outs], allow_unused=True)
-        except Exception:   # noqa: BLE001 - the failure itself is reported elsewhere
-            grads = ()
-        for i, gr in enumerate(grads):
-            if gr is not None and not bool(torch.isfinite(gr).all()):
-                return "NaN", f"the backward pass returns NaN or inf for input {i}"
-    # Kinks and rounding: one-sided and central differences, element by element.
-    with torch.no_grad():
-        base = _flat_outputs(g, args)
-        for i, a in enumerate(args):
-            if not (isinstance(a, torch.Tensor) and a.is_floating_point()):
-                continue
-            flat = a.detach().clone().reshape(-1)
-            for k in range(flat.numel()):
-                def at(delta: float) -> torch.Tensor:
-                    moved = flat.clone()
-                    moved[k] += delta
-                    call_args = list(args)
-                    call_args[i] = moved.reshape(a.shape)
-                    return _flat_outputs(g, call_args)
-                up, down = at(eps), at(-eps)
-                if not up.numel():
-                    continue
-                index = [int(j) for j in torch.unravel_index(torch.tensor(k), a.shape)] if a.dim() else []
-                where = f"input {i} element {index}"
-                right, left = (up - base) / eps, (base - down) / eps
-                size = max(right.abs().max().item(), left.abs().max().item(), 1.0)
-                if (right - left).abs().max().item() > 1e-2 * size:
-                    # The slopes on either side differ: a kink if each side keeps its slope over a
-                    # longer step, rounding noise if not.
-                    right8, left8 = (at(8 * eps) - base) / (8 * eps), (base - at(-8 * eps)) / (8 * eps)
-                    steady = max((right - right8).abs().max().item(), (left - left8).abs().max().item())
-                    if steady <= 1e-2 * size:
-                        return "a kink", f"{where}: the slopes on either side differ (a kink within a step)"
-                    return "scale", f"{where}: the one-sided slopes change with the step size (rounding)"
-                # Rounding that hides the change altogether: compare with a 100 times longer step.
-                central = (up - down) / (2 * eps)
-                longer = (at(100 * eps) - at(-100 * eps)) / (200 * eps)
-                if bool(((central - longer).abs() > atol + rtol * longer.abs()).any()):
-                    return "scale", f"{where}: finite differences change with the step size (rounding)"
-    return "the derivation", "the function is smooth and finite here, so the backward pass is wrong"
-
-
-def _directional_mismatch(g: Callable, args: list, eps: float, rtol: float) -> int | None:
-    """After gradcheck passed: the first input whose gradient is wrong at its own scale, or None.
-
-    gradcheck's ``atol`` applies to the whole Jacobian in units of the largest output, so an input
-    whose influence on the outputs is below ``atol`` of them (a bias of 1 added to products of
-    1e3) could have any gradient at all. Here each input is checked on its own: one random
-    direction ``v`` (entries in [-1, 1], so the step never exceeds gradcheck's) and one random
-    upstream weighting ``w``; the backward pass's ``w . J v`` must match the central difference of
-    ``w . g`` along ``v`` to ``rtol`` of itself, beyond the rounding noise (estimated from the sum
-    of the outputs' magnitudes and from a step 4 times longer, whichever is larger).
-    """
-    gen = torch.Generator().manual_seed(0)
-    floats = [i for i, a in enumerate(args) if isinstance(a, torch.Tensor) and a.is_floating_point()]
-    with torch.enable_grad():
-        leaves = [a.detach().clone().requires_grad_(True) if i in floats else a for i, a in enumerate(args)]
-        out = g(*leaves)
-        outs = [o for o in (out if isinstance(out, (tuple, list)) else (out,))
-                if isinstance(o, torch.Tensor) and o.requires_grad]
-        if not outs:
-            return None
-        ws = [torch.rand(o.shape, generator=gen, dtype=torch.float64).to(o.dtype) * 2 - 1 for o in outs]
-        grads = torch.autograd.grad(outs, [leaves[i] for i in floats], ws, allow_unused=True)
-    sizes = [o.detach().abs() for o in outs]
-
-    def weighted(call_args) -> float:
-        res = g(*call_args)
-        res = [o for o in (res if isinstance(res, (tuple, list)) else (res,))
-               if isinstance(o, torch.Tensor) and o.is_floating_point()]
-        return float(sum((w * o.detach()).sum() for w, o in zip(ws, res)))
-
-    noise = 16 * 2.0 ** -53 * float(sum((w.abs() * m).sum() for w, m in zip(ws, sizes))) / eps
-    with torch.no_grad():
-        for k, i in enumerate(floats):
-            v = torch.rand(args[i].shape, generator=gen, dtype=torch.float64).to(args[i].dtype) * 2 - 1
-            analytic = float((grads[k] * v).sum()) if grads[k] is not None else 0.0
-
-            def along(step: float) -> float:
-                moved = [a.detach() + step * v if j == i else a for j, a in enumerate(args)]
-                return weighted(moved)
-
-            numeric = (along(eps) - along(-eps)) / (2 * eps)
-            longer = (along(4 * eps) - along(-4 * eps)) / (8 * eps)
-            allowed = rtol * abs(numeric) + max(noise, 4 * abs(numeric - longer))
-            if not math.isfinite(numeric) or abs(analytic - numeric) > allowed:
-                return i
-    return None
-
-
 def check_function(fn=_MISSING, *inputs, name: str | None = None, second_order: bool = True,
                    raise_on_failure: bool = True, eps: float = 1e-6, atol: float = 1e-5,
-                   rtol: float = 1e-3) -> GradcheckReport:
+                   rtol: float = 1e-3, cases: Callable | None = None,
+                   reference: Callable | None = None, seeds=(0, 1, 2)):
     """Gradcheck (and gradgradcheck) ``fn`` at ``inputs`` in float64; print one row; raise on failure.
 
     ``fn`` is a ``torch.autograd.Function`` subclass (its ``apply`` is checked) or any function of
@@ -408,10 +287,20 @@ def check_function(fn=_MISSING, *inputs, name: str | None = None, second_order: 
     Raises ``TypeError`` / ``ValueError`` before checking anything when there is nothing to check:
     no floating-point input, too few or too many inputs for ``forward``, an output that is not a
     tensor, or no output that requires grad.
+
+    An exercise's check: ``check_function(Fn, cases=make_inputs, reference=plain_fn)`` (no
+    ``inputs``) judges ``Fn`` on fresh inputs, one per seed, with :func:`check_function_cases`
+    and returns its truthy-or-falsy result; it prints rows and never raises on a wrong answer.
     """
     if fn is _MISSING:
         raise TypeError("check_function: pass the function to check first, then its inputs, e.g. "
                         "check_function(Mul, a, b) for a torch.autograd.Function Mul.")
+    if cases is not None or reference is not None:
+        if inputs or cases is None or reference is None:
+            raise TypeError("check_function: pass either inputs, or cases= and reference= (a function "
+                            "making fresh inputs from a generator and the same function in plain torch), "
+                            "not both.")
+        return check_function_cases(fn, cases, reference, seeds=seeds, second_order=second_order)
     if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
         call: Callable = fn.apply
         default_name = fn.__name__
@@ -484,3 +373,103 @@ def check_function(fn=_MISSING, *inputs, name: str | None = None, second_order: 
             f"  For torch's full report, pass raise_on_failure=False and print the result's .detail."
         ) from None
     return report
+
+
+def _quiet_check(fn, inputs: tuple) -> GradcheckReport:
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()):
+        return check_function(fn, *inputs, raise_on_failure=False)
+
+
+def check_function_cases(fn, make_inputs: Callable, reference: Callable, *,
+                         seeds=(0, 1, 2), second_order: bool = True):
+    """Judge a learner's ``torch.autograd.Function`` on fresh inputs; print rows, never values.
+
+    For each seed, ``make_inputs(torch.Generator().manual_seed(seed))`` returns a tuple of
+    float64 tensors (include large ones where the exercise asks for stability);
+    ``reference(*inputs)`` computes the same function with plain torch operations, so autograd
+    gives the expected gradients. Each case checks, in order: the forward values (``inf``/NaN where
+    the reference is finite means an overflow), the gradients for a random upstream gradient, then
+    :func:`check_function` (gradcheck and, if ``second_order``, gradgradcheck) at the case's
+    inputs. Stops at the first failing case and prints its input shapes, one row per check and a
+    hint; returns a truthy :class:`gradlab.exercises.CheckResult` when every case passes.
+    """
+    from .exercises import CODE_RTOL, CheckResult, _tensor_verdict
+
+    if not (isinstance(fn, type) and issubclass(fn, torch.autograd.Function)):
+        raise TypeError(f"check_function_cases: fn must be a torch.autograd.Function subclass (the class "
+                        f"itself, not fn.apply), got {type(fn).__name__}.")
+    name = fn.__name__
+    if fn.forward is torch.autograd.Function.forward or fn.backward is torch.autograd.Function.backward:
+        message = (f"{name}: no answer yet: write forward, setup_context and backward, "
+                   f"then run the check again")
+        print(message)
+        return CheckResult(False, message)
+    seeds = tuple(seeds)
+    for i, seed in enumerate(seeds, 1):
+        inputs = tuple(make_inputs(torch.Generator().manual_seed(seed)))
+        largest = max(float(t.detach().abs().max()) for t in inputs)
+        head = (f"{name}, case {i} of {len(seeds)}: "
+                + ", ".join(format_shape(t.shape) for t in inputs) + f", |inputs| up to {largest:.3g}")
+        rows, hint = [], ""
+        ref_leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
+        expected = reference(*ref_leaves)
+        upstream = torch.randn(expected.shape, generator=torch.Generator().manual_seed(100 + seed),
+                               dtype=expected.dtype)
+        expected_grads = torch.autograd.grad(expected, ref_leaves, upstream, allow_unused=True)
+        leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
+        out = fn.apply(*leaves)
+        tol = CODE_RTOL.get(expected.dtype, 1e-4)
+        if isinstance(out, torch.Tensor) and not bool(torch.isfinite(out).all()):
+            ok, verdict = False, "not yet: inf or NaN where the function is finite (an overflow?)"
+            hint = ("exp of a large input overflows: rewrite forward so that it never computes exp "
+                    "of a large positive number")
+        else:
+            ok, verdict = _tensor_verdict(out, expected.detach(), tol)
+        rows.append(("forward", expected.shape, verdict))
+        if ok:
+            grads = torch.autograd.grad(out, leaves, upstream, allow_unused=True)
+            for k, (mine, ref) in enumerate(zip(grads, expected_grads)):
+                ref = torch.zeros_like(inputs[k]) if ref is None else ref
+                if isinstance(mine, torch.Tensor) and not bool(torch.isfinite(mine).all()):
+                    g_ok, verdict = False, "not yet: inf or NaN where the gradient is finite"
+                    hint = hint or ("backward overflows at large inputs: compute the derivative with "
+                                    "a function that stays finite (one that never divides inf by inf)")
+                else:
+                    g_ok, verdict = _tensor_verdict(mine, ref, tol)
+                ok &= g_ok
+                rows.append((f"backward, input {k}", ref.shape, verdict))
+        if ok:
+            report = _quiet_check(fn, inputs) if second_order else None
+            if report is None:
+                report = _quiet_check_first(fn, inputs)
+            rows.append(("gradcheck", None, "correct" if report.gradcheck == "ok"
+                         else f"not yet: {report.reason}"))
+            if second_order and report.gradcheck == "ok":
+                good = report.gradgradcheck == "ok"
+                rows.append(("gradgradcheck", None, "correct" if good else
+                             "not yet: the backward pass is not differentiable"))
+                if not good:
+                    hint = ("build backward from torch operations on the saved tensors and the upstream "
+                            "gradient: no .detach(), .item(), NumPy or @once_differentiable")
+            ok = report.ok
+        if not ok or i == len(seeds):
+            width = max(len(r[0]) for r in rows)
+            lines = [head] + [f"{label:<{width}}  {format_shape(shape) if shape is not None else '':<12} "
+                              f"{verdict}" for label, shape, verdict in rows]
+            if not ok and hint:
+                lines.append(f"hint: {hint}")
+            lines.append(f"correct on all {len(seeds)} fresh cases" if ok else
+                         "not yet: fix it and run the check again, or open the solution")
+            message = "\n".join(lines)
+            print(message)
+            return CheckResult(bool(ok), message)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _quiet_check_first(fn, inputs: tuple) -> GradcheckReport:
+    import contextlib
+    import io
+    with contextlib.redirect_stdout(io.StringIO()):
+        return check_function(fn, *inputs, second_order=False, raise_on_failure=False)

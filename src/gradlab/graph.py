@@ -22,7 +22,8 @@ import torch
 
 from ._validate import require_tensor, shape_str
 
-__all__ = ["GraphNode", "GraphEdge", "GraphStructure", "graph_structure", "draw_graph"]
+__all__ = ["GraphNode", "GraphEdge", "GraphStructure", "graph_structure", "draw_graph",
+           "backward_structure", "draw_backward_graph"]
 
 #: Readable names for operations whose snake_case class name reads worse than the math.
 _OP_ALIASES = {"maximum": "max", "minimum": "min"}
@@ -132,6 +133,12 @@ def _check_names(names) -> dict[str, torch.Tensor]:
     return dict(names)
 
 
+class _NoneInput:
+    """Stands for one ``None`` entry of a node's ``next_functions``: an input needing no gradient."""
+
+    next_functions = ()
+
+
 def graph_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None) -> GraphStructure:
     """Walk the autograd graph that ends at ``root`` and return its nodes and edges as data.
 
@@ -140,11 +147,28 @@ def graph_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = 
     through their ``AccumulateGrad`` node, non-leaves through their ``grad_fn``. Named tensors that
     are not in the graph are ignored. Raises ``ValueError`` if ``root`` has no graph.
     """
-    require_tensor(root, "graph_structure: root")
+    return _walk(root, names, keep_none=False, what="graph_structure")
+
+
+def backward_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None) -> GraphStructure:
+    """The graph ``backward()`` runs, as data: the nodes of :func:`graph_structure`, plus ``None``.
+
+    Like :func:`graph_structure`, but every input that needs no gradient (the ``None`` entries of a
+    node's ``next_functions``: a constant, data) is a node of kind ``'none'`` (label ``"None"``,
+    ``fn_name`` ``"None"``), one per entry. Op and output nodes are labelled with their autograd
+    class name (``"MulBackward0"``), leaves with ``"AccumulateGrad"``; ``name`` is the name given in
+    ``names``. Edges keep the forward direction (``src`` feeds ``dst``); the gradient flows from
+    ``dst`` to ``src``.
+    """
+    return _walk(root, names, keep_none=True, what="backward_structure")
+
+
+def _walk(root, names, *, keep_none: bool, what: str) -> GraphStructure:
+    require_tensor(root, f"{what}: root")
     named = _check_names(names)
     if root.grad_fn is None and not root.requires_grad:
         raise ValueError(
-            f"graph_structure: root (shape {shape_str(root)}) has no graph: it has no grad_fn and does not "
+            f"{what}: root (shape {shape_str(root)}) has no graph: it has no grad_fn and does not "
             f"require grad, so autograd recorded nothing. Create the inputs with requires_grad=True "
             f"(e.g. x = torch.tensor(2.0, requires_grad=True)), compute root from them outside torch.no_grad() "
             f"and without .detach(), then pass root again."
@@ -156,7 +180,8 @@ def graph_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = 
 
     if root.grad_fn is None:  # a leaf that requires grad: the whole graph is that leaf
         name = leaf_names.get(id(root))
-        node = GraphNode("n0", "leaf", name or "leaf", None, name, "AccumulateGrad", 0, root)
+        label = "AccumulateGrad" if keep_none else (name or "leaf")
+        node = GraphNode("n0", "leaf", label, None, name, "AccumulateGrad", 0, root)
         return GraphStructure((node,), ())
 
     # Iterative depth-first walk from the root; a node is emitted after all its inputs (post-order),
@@ -173,6 +198,8 @@ def graph_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = 
         if i < len(nexts):
             stack.append((fn, i + 1))
             child = nexts[i][0]
+            if child is None and keep_none:
+                child = _NoneInput()
             if child is not None:  # None: an input that does not require grad
                 raw_edges.append((id(child), id(fn), i))
                 if id(child) not in seen:
@@ -190,15 +217,22 @@ def graph_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = 
     for i in range(len(order)):
         if inputs_of[i]:
             depth[i] = 1 + max(depth[j] for j in inputs_of[i])
+    for src, dst, _slot in raw_edges:  # a None input sits just left of the node that has it
+        if isinstance(order[index[src]], _NoneInput):
+            depth[index[src]] = depth[index[dst]] - 1
 
     root_index = index[id(root_fn)]
     nodes = []
     for i, fn in enumerate(order):
+        if isinstance(fn, _NoneInput):
+            nodes.append(GraphNode(ids[i], "none", "None", None, None, "None", depth[i], None))
+            continue
         fn_name = type(fn).__name__
         if fn_name == "AccumulateGrad":
             tensor = fn.variable
             name = leaf_names.get(id(tensor))
-            nodes.append(GraphNode(ids[i], "leaf", name or "leaf", None, name, fn_name, depth[i], tensor))
+            label = fn_name if keep_none else (name or "leaf")
+            nodes.append(GraphNode(ids[i], "leaf", label, None, name, fn_name, depth[i], tensor))
             continue
         op = _readable_op_name(fn_name)
         mine = sorted((nr, k, t) for g, nr, k, t in named_fns if g is fn)
@@ -207,7 +241,7 @@ def graph_structure(root: torch.Tensor, names: dict[str, torch.Tensor] | None = 
         kind = "output" if i == root_index else "op"
         if kind == "output":
             tensor = root
-        label = f"{name} = {op}" if name else op
+        label = fn_name if keep_none else (f"{name} = {op}" if name else op)
         nodes.append(GraphNode(ids[i], kind, label, op, name, fn_name, depth[i], tensor))
 
     edges = sorted((GraphEdge(ids[index[s]], ids[index[d]], slot) for s, d, slot in raw_edges),
@@ -380,17 +414,11 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
     if title is not None and not isinstance(title, str):
         raise TypeError(f"draw_graph: title must be a string or None, got {type(title).__name__}.")
 
-    import matplotlib.pyplot as plt
     from matplotlib.axes import Axes
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
-    from matplotlib.path import Path
-
-    from .plotting import PALETTE
 
     if ax is not None and not isinstance(ax, Axes):
         raise TypeError(f"draw_graph: ax must be a matplotlib Axes (e.g. from plt.subplots()), got {type(ax).__name__}.")
 
-    places, bends = _layout(structure)
     # Each box: the tensor's name (bold) over the operation, then its value and gradient.
     texts: dict[str, list[tuple[str, str]]] = {}
     for n in structure.nodes:
@@ -405,6 +433,45 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
         if grad is not None:
             lines.append((f"grad {grad}", "grad"))
         texts[n.id] = lines
+    return _render(structure, texts, ax=ax, title=title, backward=False)
+
+
+def draw_backward_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None, *,
+                        ax=None, title: str | None = None):
+    """Draw the graph ``backward()`` runs from ``root``, and return the matplotlib Figure.
+
+    One box per node of :func:`backward_structure`: each backward node by its class name
+    (``MulBackward0``), ``AccumulateGrad`` for each leaf that requires grad and ``None`` for each
+    input that needs none, with arrows from a node to its ``next_functions``, the way the gradient
+    flows (right to left). A tensor named in ``names`` is written under its node (``z.grad_fn``;
+    ``into x.grad`` for a leaf). Draws into ``ax`` if given, else into a new figure.
+    """
+    structure = backward_structure(root, names)
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"draw_backward_graph: title must be a string or None, got {type(title).__name__}.")
+    texts: dict[str, list[tuple[str, str]]] = {}
+    for n in structure.nodes:
+        lines = [(n.label, "label")]
+        if n.name and n.kind == "leaf":
+            lines.append((f"into {n.name}.grad", "op"))
+        elif n.name:
+            lines.append((f"{n.name}.grad_fn", "op"))
+        texts[n.id] = lines
+    return _render(structure, texts, ax=ax, title=title, backward=True)
+
+
+def _render(structure: GraphStructure, texts: dict, *, ax, title, backward: bool):
+    import matplotlib.pyplot as plt
+    from matplotlib.axes import Axes
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.path import Path
+
+    from .plotting import PALETTE
+
+    if ax is not None and not isinstance(ax, Axes):
+        fn = "draw_backward_graph" if backward else "draw_graph"
+        raise TypeError(f"{fn}: ax must be a matplotlib Axes (e.g. from plt.subplots()), got {type(ax).__name__}.")
+    places, bends = _layout(structure)
 
     n_columns = max(c for c, _ in places.values()) + 1
     widths = [0.5] * n_columns
@@ -437,13 +504,14 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
     ax.set_xlim(*x_range)
     ax.set_ylim(*y_range)
 
-    fill = {"leaf": "#D6EAF8", "op": "#F2F2F2", "output": "#FDEBD0"}
-    edge_colour = {"leaf": PALETTE[0], "op": "#555555", "output": PALETTE[4]}
+    fill = {"leaf": "#D6EAF8", "op": "#F2F2F2", "output": "#FDEBD0", "none": "#FFFFFF"}
+    edge_colour = {"leaf": PALETTE[0], "op": "#555555", "output": PALETTE[4], "none": "#888888"}
     for n in structure.nodes:
         cx, cy = centre[n.id]
         w = widths[n.depth]
         ax.add_patch(FancyBboxPatch((cx - w / 2, cy - box_height / 2), w, box_height,
                                     boxstyle="round,pad=0,rounding_size=0.08", linewidth=1.2,
+                                    linestyle="--" if n.kind == "none" else "-",
                                     facecolor=fill[n.kind], edgecolor=edge_colour[n.kind], zorder=2))
         lines = texts[n.id]
         top = cy + _LINE_HEIGHT * (len(lines) - 1) / 2
@@ -462,8 +530,9 @@ def draw_graph(root: torch.Tensor, names: dict[str, torch.Tensor] | None = None,
         (x0, y0), (x1, y1) = centre[e.src], centre[e.dst]
         start = (x0 + widths[structure.node(e.src).depth] / 2, y0)
         end = (x1 - widths[structure.node(e.dst).depth] / 2, y1)
-        style = dict(arrowstyle="-|>", mutation_scale=12, linewidth=1.2, color="#444444", zorder=1,
-                     shrinkA=0, shrinkB=1)
+        style = dict(arrowstyle="<|-" if backward else "-|>", mutation_scale=12, linewidth=1.2,
+                     color="#444444", zorder=1, shrinkA=1 if backward else 0,
+                     shrinkB=0 if backward else 1)
         if bend:  # a long edge: run through its own row in every column it crosses
             points = [start]
             for col, row in bend:
