@@ -282,3 +282,9 @@ def test_attention_batch_errors_name_the_argument(kwargs, error, match):
     q = _randn(2, 2, 3, 4)
     with pytest.raises(error, match=match):
         L.attention_forward(q, q, q, **kwargs)
+
+
+def test_a_fully_padded_single_sequence_is_refused_by_name():
+    q = _randn(1, 1)
+    with pytest.raises(ValueError, match="hide every key from query 0; each query"):
+        L.attention_forward(q, q, q, key_padding_mask=torch.tensor([True]))

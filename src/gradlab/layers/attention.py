@@ -121,8 +121,9 @@ def attention_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, caus
             raise ValueError(f"{fn}: key_padding_mask must have shape {format_shape(want)}, one row per "
                              f"sequence and one entry per key (True = padding), got {shape_str(key_padding_mask)}.")
     keep = _keep(mask, key_padding_mask, causal, len(lead), t, s, q.device)
-    if keep is not None and not bool(keep.any(-1).all()):
-        where = (~keep.any(-1)).nonzero()[0].tolist()
+    seen = None if keep is None else keep.expand(full).any(-1)     # (*, T): does a query see any key?
+    if seen is not None and not bool(seen.all()):
+        where = (~seen).nonzero()[0].tolist()
         at = f" of batch/head {tuple(where[:-1])}" if len(where) > 1 else ""
         raise ValueError(f"{fn}: the masks hide every key from query {where[-1]}{at}; each query must see at "
                          f"least one key (its softmax would be 0/0). Check the mask's convention: True = "
