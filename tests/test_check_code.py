@@ -136,3 +136,21 @@ def test_a_transposed_square_matrix_is_named(capsys):
         return {"A": torch.randn(4, 4, generator=g, dtype=torch.float64)}
     assert not check_code(lambda A: A.T, case, lambda A: {"dA": A})
     assert "transposed?" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, said", [
+    (lambda x, dout: torch.cos(x), "not multiplied by the upstream gradient"),
+    (lambda x, dout: torch.zeros_like(x), "all zeros"),
+    (lambda x, dout: dout * torch.cos(x) / 3, "3 times too small"),
+])
+def test_elementwise_slips_are_named(wrong, said, capsys):
+    def case(g):
+        return {"x": torch.randn(5, 3, generator=g, dtype=torch.float64),
+                "dout": torch.randn(5, 3, generator=g, dtype=torch.float64)}
+
+    def ref(x, dout):
+        x.requires_grad_()
+        torch.sin(x).backward(dout)
+        return {"dx": x.grad}
+    assert not check_code(wrong, case, ref)
+    assert said in capsys.readouterr().out
