@@ -29,7 +29,7 @@ SLIPS = {
     "wrong sign": lambda dout, x, W: (-dout @ W.T, x.T @ dout, dout.sum(0)),
     "a factor of 2": lambda dout, x, W: (2 * dout @ W.T, x.T @ dout, dout.sum(0)),
     "the size of a dimension (a mean vs a sum": lambda dout, x, W: (dout @ W.T, x.T @ dout, dout.mean(0)),
-    "missing keepdim": lambda dout, x, W: (dout @ W.T, x.T @ dout, dout.sum(0, keepdim=True)),
+    "an extra keepdim": lambda dout, x, W: (dout @ W.T, x.T @ dout, dout.sum(0, keepdim=True)),
     "transposed": lambda dout, x, W: (dout @ W.T, (x.T @ dout).T, dout.sum(0)),
     "no answer yet": lambda dout, x, W: (None, None, None),
     "NaN": lambda dout, x, W: (dout @ W.T * float("nan"), x.T @ dout, dout.sum(0)),
@@ -154,3 +154,10 @@ def test_elementwise_slips_are_named(wrong, said, capsys):
         return {"dx": x.grad}
     assert not check_code(wrong, case, ref)
     assert said in capsys.readouterr().out
+
+
+def test_a_missing_keepdim_is_named(capsys):
+    def case(g):
+        return {"x": torch.randn(5, 3, generator=g, dtype=torch.float64)}
+    assert not check_code(lambda x: x.sum(1), case, lambda x: {"s": x.sum(1, keepdim=True)})
+    assert "a missing keepdim=True" in capsys.readouterr().out

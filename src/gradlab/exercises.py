@@ -246,7 +246,8 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...]
             w in (1, g) for w, g in zip(want, tail))
         extra = " (sum over the broadcast dimensions?)" if broadcast else ""
         if not extra and a.numel() == e.numel() and [d for d in got if d != 1] == [d for d in want if d != 1]:
-            extra = " (a missing keepdim=True, or a squeeze?)"
+            extra = (" (an extra keepdim=True, or an unsqueeze?)" if len(got) > len(want)
+                     else " (a missing keepdim=True, or a squeeze?)")
         return False, f"not yet: shape {format_shape(got)}, expected {format_shape(want)}{extra}"
     if not torch.isfinite(a).all():
         return False, "not yet: your tensor contains NaN or inf"
@@ -365,8 +366,8 @@ def _as_answers(got, names: list[str], who: str) -> dict:
     if isinstance(got, Mapping):
         missing = [n for n in names if n not in got]
         if missing:
-            raise KeyError(f"{who} returned a dict without {missing}; return every name of "
-                           f"{names} (None for one not written yet).")
+            raise ValueError(f"{who} returned a dict without {missing}; return every name of "
+                             f"{names} (None for one not written yet).")
         return {n: got[n] for n in names}
     if got is None or isinstance(got, torch.Tensor):
         got = (got,)
