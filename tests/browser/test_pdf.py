@@ -1,11 +1,13 @@
 """The book as one PDF, as the built site offers it: present, linked from every page's download
-menu, and whole (tools.pdf's check: pages, numbered chapter titles, no raw TeX, images,
-internal links)."""
+menu, whole (tools.pdf's check: pages, numbered chapter titles, no raw TeX, images, internal
+links) and usable as a book (check_book_pdf: bookmarks, contents page numbers, citation links on
+their entries, solutions at the back, no local-server link, nothing past the margin, no check
+scaffolding, the licence on the title page, metadata); every page's footer states the licence."""
 from __future__ import annotations
 
 import re
 
-from tools.pdf import PDF_NAME, check_pdf, printed_titles
+from tools.pdf import PDF_NAME, _licence_phrases, check_book_pdf, check_pdf, printed_titles
 
 IMG = re.compile(r'<img[^>]*\ssrc="(?:\.\./)*(_images/[^"]+)"')
 
@@ -31,3 +33,17 @@ def test_the_book_pdf_is_whole(site, stats):
     report = check_pdf(site / PDF_NAME, printed_titles(), min_images=len(images))
     stats["pdf"] = report.line()
     assert not report.problems, f"{PDF_NAME}: " + "; ".join(report.problems)
+
+
+def test_the_book_pdf_is_a_book_a_reader_can_use(site, stats):
+    report = check_book_pdf(site / PDF_NAME, printed_titles())
+    stats["pdf"] = stats.get("pdf", "") + "; " + report.line()
+    assert not report.problems, f"{PDF_NAME}: " + "; ".join(report.problems)
+
+
+def test_every_page_footer_states_the_licence(site):
+    phrases = list(_licence_phrases())
+    missing = {p.relative_to(site).as_posix(): [w for w in phrases if w not in " ".join(
+        re.sub(r"<[^>]+>", "", p.read_text(encoding="utf-8")).split())] for p in _pages(site)}
+    missing = {k: v for k, v in missing.items() if v}
+    assert not missing, f"pages whose footer lacks the licence: {missing}"
