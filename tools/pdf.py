@@ -5,19 +5,34 @@
 
 1. ``jupyter-book build . --builder singlehtml --path-output _build/pdf`` (warnings are errors):
    every page of ``_toc.yml`` in order in one HTML page, chapters numbered, cross-references
-   rewritten as links within that page.
+   rewritten as links within that page. ``_ext/single_page.py`` makes it a book for paper: ids
+   unique across pages (so every cross-reference and citation lands on its target), solutions
+   moved to a "Solutions" part at the end and linked both ways, the check scaffolding removed,
+   the licence (``_ext/licence_footer.py``) on the title page.
 2. That page is served on 127.0.0.1 and opened in the Chromium of the browser test
-   (``tools.chromium``). Everything folded away on the web (hidden inputs, solutions) is opened;
-   the script waits until MathJax (vendored in ``_static/mathjax``) has typeset every formula and
+   (``tools.chromium``). Everything folded away on the web (hidden inputs) is opened; links to
+   files of the build (a figure's image) are dropped, so none points at the temporary server; the
+   script waits until MathJax (vendored in ``_static/mathjax``) has typeset every formula and
    every image has loaded, and fails if one has not.
-3. Chromium prints it to A4 with page numbers and its internal links kept (the contents table
-   on the first page, every cross-reference); long code lines wrap, every page of the book
-   starts a new sheet, solutions and hidden inputs are shown. No TeX, nothing downloaded.
-4. The check (also run by the browser test on the copy in ``_build/html``; text through PDFium,
-   structure through pypdf): at least ``MIN_PAGES`` pages; every toc page's title in the text,
-   numbered ("3. Title") in a numbered part; no raw TeX (``$$``, ``\\frac``) in the text; at
-   least as many embedded images as the single page shows; internal links, all leading to a
-   destination in the file.
+3. Laid out for print at the text width (``_LAYOUT``): a display equation or table wider than
+   its column is scaled to fit it; code is set at a size that holds ``CODE_COLUMNS`` columns
+   and a longer line is broken at the column limit, continuing indented after a marker; each
+   chapter is a named page whose running head is its title; a contents page (every chapter and
+   section, linked) follows the title page. It fails if anything is still too wide or an id is
+   used twice.
+4. Chromium prints it to A4 with page numbers; ``finish_pdf`` (pypdf) adds a bookmark per
+   heading at its destination, writes each contents entry's page number (the page its link
+   leads to) and the metadata (title, author, subject, keywords). No TeX, nothing downloaded.
+5. The check (also run by the browser test on the copy in ``_build/html``; text through PDFium,
+   structure through pypdf). ``check_pdf``: at least ``MIN_PAGES`` pages; every toc page's title
+   in the text, numbered ("3. Title") in a numbered part; no raw TeX; at least as many embedded
+   images as the single page shows; internal links, all leading to a destination in the file.
+   ``check_book_pdf``: a level-1 bookmark per toc page in order and Solutions, section
+   bookmarks; every contents number equal to its heading's page; every citation link on a
+   References page at its own entry (first author and year); each exercise's link to its
+   solution at the back and each solution's link back to its exercise; no link to a local
+   server; no text past the right margin; no answer key or "no answer yet" row; the licence,
+   repository, version and build date on the title page; the metadata.
 
 ``make pdf`` copies the PDF into ``_build/html``, where every page's download menu links it
 (``_ext/pair_downloads.py``); ``make book`` does the same.
@@ -72,7 +87,7 @@ PRINT_CSS = """
   pre, pre code, .highlight pre { white-space: pre !important; overflow: visible !important; }
   div.highlight pre { font-size: 11px !important; line-height: 1.35; }
   .code-line { display: block; min-height: 1lh; }
-  .code-cont { display: block; padding-left: 2ch; }
+  .code-cont { display: block; }
   .code-cont::before { content: "\\21AA"; display: inline-block; width: 2ch; margin-left: -2ch;
                        color: #888; }
   .admonition, div.admonition, div.highlight, div[class*=highlight-], .cell, .cell_output,
@@ -215,6 +230,8 @@ _LAYOUT = """
     for (const line of lines) {
       const el = document.createElement('span');
       el.className = 'code-line';
+      // a continuation starts 4 columns right of the line's own indentation, its marker 2
+      const indent = Math.min(line.length - line.trimStart().length, Math.floor(cols / 2));
       let s = 0, width = cols;
       const cuts = [];
       while (line.length - s > width) {
@@ -223,7 +240,7 @@ _LAYOUT = """
         if (space > s + width / 2) e = space + 1;
         cuts.push([s, e]);
         s = e;
-        width = cols - 2;
+        width = cols - indent - 4;
       }
       cuts.push([s, line.length]);
       cuts.forEach(([a, b], i) => {
@@ -231,6 +248,7 @@ _LAYOUT = """
         if (i === 0) { el.appendChild(part); return; }
         const cont = document.createElement('span');
         cont.className = 'code-cont';
+        cont.style.paddingLeft = (indent + 4) + 'ch';
         cont.appendChild(part);
         el.appendChild(cont);
       });
@@ -761,7 +779,7 @@ def bib_first_authors(root: Path = ROOT) -> dict[str, str]:
     text = (root / "references.bib").read_text(encoding="utf-8")
     out = {}
     for m in re.finditer(r"@\w+\{([^,\s]+),(.*?)\n\}", text, re.S):
-        author = re.search(r"\bauthor\s*=\s*\{(.*?)\},?\s*\n", m.group(2), re.S)
+        author = re.search(r"\bauthor\s*=\s*\{(.*?)\},?\s*\n", m.group(2) + "\n", re.S)
         if not author:
             continue
         first = re.split(r"\s+and\s+", author.group(1))[0].strip()

@@ -47,3 +47,37 @@ def test_every_page_footer_states_the_licence(site):
         re.sub(r"<[^>]+>", "", p.read_text(encoding="utf-8")).split())] for p in _pages(site)}
     missing = {k: v for k, v in missing.items() if v}
     assert not missing, f"pages whose footer lacks the licence: {missing}"
+
+
+LONG_CODE = """<main><section id="t"><h1>T</h1>
+<div class="cell"><div class="cell_input"><div class="highlight"><pre><span class="k">def</span> f(x):
+    y = some_function_with_a_long_name(argument_one, argument_two, argument_three, argument_four, argument_five)
+    return y
+</pre></div></div></div>
+<div class="math"><mjx-container display="true" style="display:block"><svg width="2000" height="20"
+ viewBox="0 0 2000 20"></svg></mjx-container></div>
+<table><tr><td style="white-space:nowrap">%s</td></tr></table>
+</section></main>""" % ("wide " * 300)
+
+
+def test_print_layout_fits_code_math_and_tables_to_the_text_column(browser_context):
+    from tools.pdf import _LAYOUT, CODE_COLUMNS, PRINT_CSS, TEXT_WIDTH_PX
+
+    page = browser_context.new_page()
+    try:
+        page.set_content(LONG_CODE)
+        page.evaluate("(css) => { const s = document.createElement('style'); "
+                      "s.textContent = css; document.head.appendChild(s); }", PRINT_CSS)
+        page.emulate_media(media="print")
+        page.set_viewport_size({"width": TEXT_WIDTH_PX, "height": 1000})
+        laid = page.evaluate(_LAYOUT)
+        lines = page.evaluate("() => Array.from(document.querySelectorAll('.code-line'), l => "
+                              "[l.textContent, l.querySelectorAll('.code-cont').length, "
+                              "(l.querySelector('.code-cont') || {style: {}}).style.paddingLeft])")
+    finally:
+        page.close()
+    assert laid["code_columns"] >= CODE_COLUMNS and laid["too_wide"] == []
+    assert laid["wrapped"] == 1 and lines[1][1:] == [1, "8ch"], lines  # indent 4, then 4 more
+    assert [line[0] for line in lines][0] == "def f(x):" and len(lines) == 3
+    assert laid["widest_math_before"] > 2 and laid["widest_math_after"] <= 1.001
+    assert laid["widest_table_before"] > 1 and laid["widest_table_after"] <= 1.001
