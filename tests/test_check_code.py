@@ -29,7 +29,7 @@ SLIPS = {
     "wrong sign": lambda dout, x, W: (-dout @ W.T, x.T @ dout, dout.sum(0)),
     "a factor of 2": lambda dout, x, W: (2 * dout @ W.T, x.T @ dout, dout.sum(0)),
     "the size of a dimension (a mean vs a sum": lambda dout, x, W: (dout @ W.T, x.T @ dout, dout.mean(0)),
-    "missing keepdim": lambda dout, x, W: (dout @ W.T, x.T @ dout, dout.sum(0, keepdim=True)),
+    "an extra keepdim": lambda dout, x, W: (dout @ W.T, x.T @ dout, dout.sum(0, keepdim=True)),
     "transposed": lambda dout, x, W: (dout @ W.T, (x.T @ dout).T, dout.sum(0)),
     "no answer yet": lambda dout, x, W: (None, None, None),
     "NaN": lambda dout, x, W: (dout @ W.T * float("nan"), x.T @ dout, dout.sum(0)),
@@ -136,3 +136,28 @@ def test_a_transposed_square_matrix_is_named(capsys):
         return {"A": torch.randn(4, 4, generator=g, dtype=torch.float64)}
     assert not check_code(lambda A: A.T, case, lambda A: {"dA": A})
     assert "transposed?" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, said", [
+    (lambda x, dout: torch.cos(x), "not multiplied by the upstream gradient"),
+    (lambda x, dout: torch.zeros_like(x), "all zeros"),
+    (lambda x, dout: dout * torch.cos(x) / 4, "4 times too small"),
+])
+def test_elementwise_slips_are_named(wrong, said, capsys):
+    def case(g):
+        return {"x": torch.randn(5, 3, generator=g, dtype=torch.float64),
+                "dout": torch.randn(5, 3, generator=g, dtype=torch.float64)}
+
+    def ref(x, dout):
+        x.requires_grad_()
+        torch.sin(x).backward(dout)
+        return {"dx": x.grad}
+    assert not check_code(wrong, case, ref)
+    assert said in capsys.readouterr().out
+
+
+def test_a_missing_keepdim_is_named(capsys):
+    def case(g):
+        return {"x": torch.randn(5, 3, generator=g, dtype=torch.float64)}
+    assert not check_code(lambda x: x.sum(1), case, lambda x: {"s": x.sum(1, keepdim=True)})
+    assert "a missing keepdim=True" in capsys.readouterr().out

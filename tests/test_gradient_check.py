@@ -376,3 +376,66 @@ def test_check_function_cases_verdicts(capsys):
     with pytest.raises(TypeError, match="either inputs"):
         check_function(_SoftplusBase, torch.ones(2, dtype=torch.float64), cases=_softplus_cases,
                        reference=_softplus_ref)
+
+
+def test_check_function_cases_forbidden_ops(capsys):
+    import torch.nn.functional as F
+
+    class TorchSoftplus(_SoftplusBase):
+        @staticmethod
+        def forward(x):
+            return F.softplus(x)
+
+    class TorchLogaddexp(_SoftplusBase):
+        @staticmethod
+        def forward(x):
+            return torch.logaddexp(x, torch.zeros_like(x))
+
+    forbid = ("softplus", "logaddexp")
+    assert check_function(_SoftplusBase, cases=_softplus_cases, reference=_softplus_ref,
+                          forbid_ops=forbid)
+    capsys.readouterr()
+    for cls, op in ((TorchSoftplus, "softplus"), (TorchLogaddexp, "logaddexp")):
+        result = check_function(cls, cases=_softplus_cases, reference=_softplus_ref,
+                                forbid_ops=forbid)
+        out = capsys.readouterr().out
+        assert not result and f"rule broken: it called torch's {op} (aten.{op})" in out
+        assert "case 1 of 3" in out
+    with pytest.raises(TypeError, match="cases= and reference="):
+        check_function(_SoftplusBase, torch.ones(2, dtype=torch.float64), forbid_ops=forbid)
+
+
+def test_check_function_cases_rules_watch_forward(capsys):
+    from gradlab.rules import Rules
+
+    class Float32Only(_SoftplusBase):
+        @staticmethod
+        def forward(x):
+            return (x.clamp(min=0) + torch.log1p(torch.exp(-x.abs()))).double()
+
+    cases = lambda g: tuple(t.float() for t in _softplus_cases(g))   # noqa: E731
+    assert not check_function(Float32Only, cases=cases, reference=_softplus_ref,
+                              rules=Rules(float64=False), second_order=False)
+    assert "rule broken: it computed in float64" in capsys.readouterr().out
+
+
+def test_check_function_cases_names_bug_1_and_bug_2(capsys):
+    class IgnoresUpstream(_SoftplusBase):
+        @staticmethod
+        def backward(ctx, dy):
+            (x,) = ctx.saved_tensors
+            return torch.sigmoid(x)
+
+    class WritesUpstream(_SoftplusBase):
+        @staticmethod
+        def backward(ctx, dy):
+            (x,) = ctx.saved_tensors
+            dy *= torch.sigmoid(x)
+            return dy
+
+    assert not check_function(IgnoresUpstream, cases=_softplus_cases, reference=_softplus_ref)
+    assert "the local derivative alone (multiply it by the upstream gradient)" in \
+        capsys.readouterr().out
+    assert not check_function(WritesUpstream, cases=_softplus_cases, reference=_softplus_ref)
+    out = capsys.readouterr().out
+    assert "rule broken: backward wrote into the upstream gradient" in out

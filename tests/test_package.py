@@ -7,7 +7,7 @@ import pytest
 
 import gradlab
 
-SUBMODULES = ["checking", "numerical", "graph", "jacobian", "functions", "gradient_check", "bptt", "layers",
+SUBMODULES = ["checking", "numerical", "graph", "jacobian", "functions", "gradient_check", "function_cases", "bptt", "layers",
               "exercises", "plotting", "engine", "data", "notebook", "rules", "forward"]
 
 

@@ -142,3 +142,151 @@ def test_the_single_page_build_gets_the_html_visitors():
     pair_downloads.html_handlers_for_singlehtml(app)
     assert handlers["singlehtml"]["HideCodeCellNode"] == (visit, depart)
     assert handlers["singlehtml"]["exercise_node"] == ("theirs", "theirs")  # theirs kept
+
+
+# -- the reader's book (issue 23): the single page's transforms, the licence, the book check ------
+
+import single_page  # noqa: E402  (from _ext, on the path above)
+import licence_footer  # noqa: E402
+from docutils import nodes  # noqa: E402
+from sphinx import addnodes  # noqa: E402
+
+from tools.pdf import (  # noqa: E402
+    _licence_phrases, bib_first_authors, book_metadata, check_book_pdf, finish_pdf)
+
+
+@pytest.mark.parametrize("source, expected", [
+    # a value exercise: the answer stays, the check with its answer key goes
+    ('answer = None   # your list here\ncheck(answer, "gx1:f:3:1e-03:1e-08:596:a5e2")\n',
+     "answer = None   # your list here"),
+    # a coding exercise's check cell: helpers, their import and the call all go
+    ("from gradlab.exercises import check_code, Rules\n\ndef make_case(g):\n    return {}\n\n"
+     "def reference(x):\n    return {}\n\n# run it\ncheck_code(linear_backward, make_case, "
+     "reference, rules=Rules())\n", None),
+    # a solution: the function stays, the call of its check goes
+    ("def f(x):\n    return 2 * x\n\ncheck_f();\n", "def f(x):\n    return 2 * x"),
+    ("def check_f():\n    return check_tensors({}, {})\n\ncheck_f();\n", None),
+    ("assert check_f()\nprint(1)\n", "print(1)"),
+    ("result = check_code(f, make_case, reference)\n", None),
+])
+def test_check_scaffolding_is_stripped(source, expected):
+    text, had = single_page.strip_checks(source)
+    assert had and text == expected
+
+
+@pytest.mark.parametrize("source", ["x = compare(a, b)\n", "%timeit f(x)\ncheck(x, 'k')\n",
+                                    "def f():\n    check(x, 'k')\n"])
+def test_code_without_a_top_level_check_is_kept(source):
+    assert single_page.strip_checks(source) == (source, False)
+
+
+def _page(doc, *children):
+    start = addnodes.start_of_file(docname=doc)
+    start.extend(children)
+    return start
+
+
+def test_ids_repeated_across_pages_are_renamed_and_links_follow():
+    root = nodes.document(None, None)
+    root["docname"] = "intro"
+    a = nodes.section(ids=["summary"])
+    a += nodes.title("", "Summary")
+    cite_a = nodes.inline(ids=["id1"])
+    link_a = nodes.reference("", "x", refid="summary")
+    b = nodes.section(ids=["summary"])
+    b += nodes.title("", "Summary")
+    entry = nodes.citation(ids=["id1"])
+    link_b = nodes.reference("", "y", refuri="#document-refs#id1")
+    only = nodes.section(ids=["unique"])
+    root += _page("ch1", a, cite_a, link_a, link_b, only)
+    root += _page("refs", b, entry)
+    renamed = single_page.unique_ids(root, {"ch1": {"#summary": (1, 3)}})
+    assert a["ids"] == ["ch1--summary"] and b["ids"] == ["refs--summary"]
+    assert a[0]["secnumber"] == (1, 3), "a renamed section keeps its number"
+    assert link_a["refid"] == "ch1--summary"
+    assert entry["ids"] == ["refs--id1"] and link_b["refuri"] == "#document-refs#refs--id1"
+    assert only["ids"] == ["unique"] and "unique" not in renamed["ch1"]
+
+
+def test_licence_block_and_build_date():
+    assert licence_footer.build_date({"SOURCE_DATE_EPOCH": "1700000000"}) == "2023-11-14"
+    root = Path(__file__).resolve().parent.parent
+    config = __import__("yaml").safe_load((root / "_config.yml").read_text())
+    facts = licence_footer.facts(root, config["repository"]["url"], config["author"],
+                                 {"SOURCE_DATE_EPOCH": "1700000000"})
+    text = licence_footer.licence_text(facts)
+    assert "built 2023-11-14" in text and "CC BY 4.0" in text and "MIT" in text
+    for phrase in _licence_phrases(root):  # what the PDF check looks for on the title page
+        assert phrase in text, phrase
+
+
+def test_bib_first_authors(tmp_path):
+    (tmp_path / "references.bib").write_text(
+        "@article{baydin_2018,\n  author = {Baydin, At{\\i}l{\\i}m and Pearlmutter, B.},\n"
+        "  year = {2018},\n}\n@misc{docs,\n  author       = {{PyTorch Contributors}},\n}\n"
+        "@book{d2l,\n  author = {Aston Zhang and Zachary Lipton},\n}\n")
+    assert bib_first_authors(tmp_path) == {
+        "baydin-2018": "Baydin", "docs": "PyTorch Contributors", "d2l": "Zhang"}
+
+
+def _book_sources(root: Path):
+    (root / "_config.yml").write_text("title: A Book\nauthor: The Authors\n"
+                                      "repository:\n  url: https://example.org/book\n")
+    (root / "CITATION.cff").write_text("title: 'A Book: gradients, checked'\nkeywords: [a, b]\n")
+    (root / "references.bib").write_text("")
+
+
+def _book_pdf(path: Path, contents_numbers=True, local_link=False):
+    """A tiny book: title page, contents (links to two headings), chapter, section."""
+    _make_pdf(path, ["A Book", "Contents", "1. Chapter A", "1.1. Section B"], image_on=None,
+              link=None)
+    writer = PdfWriter(clone_from=PdfReader(path))
+    for name, page in (("chapter-a", 2), ("section-b", 3)):
+        writer.add_named_destination(name, page)
+    for k, name in enumerate(("chapter-a", "section-b")):
+        y = 600 - 30 * k
+        writer.add_annotation(1, DictionaryObject({
+            NameObject("/Type"): NameObject("/Annot"), NameObject("/Subtype"): NameObject("/Link"),
+            NameObject("/Rect"): ArrayObject([FloatObject(v) for v in (60, y, 540, y + 15)]),
+            NameObject("/Dest"): NameObject("/" + name)}))
+    if local_link:
+        writer.add_annotation(2, DictionaryObject({
+            NameObject("/Type"): NameObject("/Annot"), NameObject("/Subtype"): NameObject("/Link"),
+            NameObject("/Rect"): ArrayObject([FloatObject(v) for v in (60, 60, 200, 80)]),
+            NameObject("/A"): DictionaryObject({
+                NameObject("/S"): NameObject("/URI"),
+                NameObject("/URI"): TextStringObject("http://127.0.0.1:4000/_images/a.png")})}))
+    with open(path, "wb") as f:
+        writer.write(f)
+    headings = [{"level": 1, "title": "A Book", "id": "top"},
+                {"level": 1, "title": "Contents", "id": "book-contents"},
+                {"level": 1, "title": "1. Chapter A", "id": "chapter-a"},
+                {"level": 2, "title": "1.1. Section B", "id": "section-b"}]
+    return headings
+
+
+def test_finished_book_has_bookmarks_contents_numbers_and_metadata(tmp_path):
+    _book_sources(tmp_path)
+    tmp, pdf = tmp_path / "book.tmp.pdf", tmp_path / "book.pdf"
+    headings = _book_pdf(tmp)
+    done = finish_pdf(tmp, pdf, headings, book_metadata(tmp_path))
+    assert done == {"bookmarks": 4, "contents_pages": 1, "numbers": 2}
+    report = check_book_pdf(pdf, ["A Book", "1. Chapter A"], root=tmp_path, licence=())
+    assert report.bookmarks == 4 and report.levels == {0: 3, 1: 1}
+    assert report.contents_checked == 2
+    # only what this tiny book lacks: a Solutions part
+    assert report.problems == ["no bookmark 'Solutions' (in toc order)"]
+    assert PdfReader(pdf).metadata["/Subject"] == "Gradients, checked"
+
+
+def test_the_book_check_reports_what_a_reader_would_miss(tmp_path):
+    _book_sources(tmp_path)
+    pdf = tmp_path / "book.pdf"
+    _book_pdf(pdf, local_link=True)  # printed, never finished: no bookmarks, no numbers
+    problems = check_book_pdf(pdf, ["A Book"], root=tmp_path,
+                              licence=("licensed under CC BY 4.0",)).problems
+    text = "\n".join(problems)
+    assert "no bookmark 'A Book'" in text and "no Contents bookmark" in text
+    assert "links the local server: http://127.0.0.1:4000/_images/a.png" in text
+    assert "the title page does not say 'licensed under CC BY 4.0'" in text
+    assert "metadata /Author is None, not 'The Authors'" in text

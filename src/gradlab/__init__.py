@@ -10,6 +10,8 @@ One idea per module:
 - ``gradlab.forward``: dual numbers, :func:`jvp_via_vjp`, Hessian-vector products (chapter 12);
 - ``gradlab.functions``: reference ``torch.autograd.Function`` classes (Add, Mul, Exp, ReLU, ...);
 - ``gradlab.gradient_check``: :func:`check_function`, gradcheck/gradgradcheck as one stable row;
+- ``gradlab.function_cases``: :func:`check_function_cases`, a learner's Function judged on fresh
+  cases (what ``check_function(Fn, cases=..., reference=...)`` runs);
 - ``gradlab.bptt``: :func:`rnn_forward` and :func:`rnn_backward`, hand-written BPTT;
 - ``gradlab.layers``: layers and losses with hand-written forward and backward, and a small MLP;
 - ``gradlab.engine``: a small reverse-mode engine, scalar :class:`Value` and :class:`Tensor`

@@ -226,7 +226,8 @@ def _rel_error(a: torch.Tensor, e: torch.Tensor) -> float:
     return ((a - e).abs().max().item() if e.numel() else 0.0) / scale
 
 
-def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...] = ()) -> tuple[bool, str]:
+def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...] = (),
+                    upstream: torch.Tensor | None = None) -> tuple[bool, str]:
     if mine is None:
         return False, "no answer yet (None)"
     if not isinstance(mine, torch.Tensor):
@@ -245,7 +246,8 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...]
             w in (1, g) for w, g in zip(want, tail))
         extra = " (sum over the broadcast dimensions?)" if broadcast else ""
         if not extra and a.numel() == e.numel() and [d for d in got if d != 1] == [d for d in want if d != 1]:
-            extra = " (a missing keepdim=True, or a squeeze?)"
+            extra = (" (an extra keepdim=True, or an unsqueeze?)" if len(got) > len(want)
+                     else " (a missing keepdim=True, or a squeeze?)")
         return False, f"not yet: shape {format_shape(got)}, expected {format_shape(want)}{extra}"
     if not torch.isfinite(a).all():
         return False, "not yet: your tensor contains NaN or inf"
@@ -254,6 +256,11 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...]
                          "fix the cell that computes it.")
     if _rel_error(a, e) <= rtol:
         return True, "correct"
+    if not a.any() and e.abs().max().item() > 0:
+        return False, "not yet: all zeros (no gradient reached it?)"
+    if (upstream is not None and upstream.shape == a.shape and upstream.abs().max().item() > 0
+            and _rel_error(a * upstream.detach().to(torch.float64).cpu(), e) <= rtol):
+        return False, "not yet: not multiplied by the upstream gradient (dout)?"
     if a.dim() == 2 and a.shape[0] == a.shape[1] > 1 and _rel_error(a.T, e) <= rtol:
         return False, "not yet: the transpose of the right matrix (transposed?)"
     if mine.dtype != ref.dtype and _rel_error(a, e) <= CODE_RTOL.get(mine.dtype, 1e-4):
@@ -270,6 +277,8 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...]
                     return False, (f"not yet: {k} times too large ({k} is the size of a dimension: a sum "
                                    f"where a mean belongs? or backward ran {k} times?)")
                 return False, f"not yet: {k} times too large (backward ran {k} times? zero the gradient)"
+            if _rel_error(a * k, e) <= rtol and k not in sizes:
+                return False, f"not yet: {k} times too small (a factor of {k} missing?)"
         if _rel_error(a / e.numel(), e) <= rtol or _rel_error(a * e.numel(), e) <= rtol:
             return False, "not yet: off by the number of elements (a mean vs a sum?)"
         for k in sorted({int(d) for d in sizes if d > 2}):
@@ -357,8 +366,8 @@ def _as_answers(got, names: list[str], who: str) -> dict:
     if isinstance(got, Mapping):
         missing = [n for n in names if n not in got]
         if missing:
-            raise KeyError(f"{who} returned a dict without {missing}; return every name of "
-                           f"{names} (None for one not written yet).")
+            raise ValueError(f"{who} returned a dict without {missing}; return every name of "
+                             f"{names} (None for one not written yet).")
         return {n: got[n] for n in names}
     if got is None or isinstance(got, torch.Tensor):
         got = (got,)
@@ -416,13 +425,14 @@ def check_code(learner, make_case, reference, *, seeds=(0, 1, 2), rules: Rules |
         answers = _as_answers(got, wanted, who)
         sizes = tuple(d for k, v in case.items() for _, t in _tensors(v, k) for d in t.shape)
         width = max(len(k) for k in wanted)
+        upstream = case.get("dout") if isinstance(case.get("dout"), torch.Tensor) else None
         rows, ok_all = [], not broken
         for name in wanted:
             ref = expected[name]
             if not isinstance(ref, torch.Tensor):
                 raise TypeError(f"check_code: reference's {name!r} must be a tensor, got {type(ref).__name__}.")
             tol = rtol if rtol is not None else CODE_RTOL.get(ref.dtype, 1e-4)
-            ok, verdict = _tensor_verdict(answers[name], ref, tol, sizes)
+            ok, verdict = _tensor_verdict(answers[name], ref, tol, sizes, upstream)
             ok_all &= ok
             rows.append(f"{name:<{width}}  {format_shape(ref.shape):<12} {verdict}")
         rows += [f"rule broken: {b}" for b in broken]

@@ -269,7 +269,8 @@ def _double_backward_error(call: Callable, prepared: list) -> Exception | None:
 def check_function(fn=_MISSING, *inputs, name: str | None = None, second_order: bool = True,
                    raise_on_failure: bool = True, eps: float = 1e-6, atol: float = 1e-5,
                    rtol: float = 1e-3, cases: Callable | None = None,
-                   reference: Callable | None = None, seeds=(0, 1, 2)):
+                   reference: Callable | None = None, seeds=(0, 1, 2), rules=None,
+                   forbid_ops: tuple = ()):
     """Gradcheck (and gradgradcheck) ``fn`` at ``inputs`` in float64; print one row; raise on failure.
 
     ``fn`` is a ``torch.autograd.Function`` subclass (its ``apply`` is checked) or any function of
@@ -291,6 +292,8 @@ def check_function(fn=_MISSING, *inputs, name: str | None = None, second_order: 
     An exercise's check: ``check_function(Fn, cases=make_inputs, reference=plain_fn)`` (no
     ``inputs``) judges ``Fn`` on fresh inputs, one per seed, with :func:`check_function_cases`
     and returns its truthy-or-falsy result; it prints rows and never raises on a wrong answer.
+    ``rules=`` and ``forbid_ops=`` (with ``cases=`` only) say what the exercise forbids; see
+    :func:`check_function_cases`.
     """
     if fn is _MISSING:
         raise TypeError("check_function: pass the function to check first, then its inputs, e.g. "
@@ -300,7 +303,11 @@ def check_function(fn=_MISSING, *inputs, name: str | None = None, second_order: 
             raise TypeError("check_function: pass either inputs, or cases= and reference= (a function "
                             "making fresh inputs from a generator and the same function in plain torch), "
                             "not both.")
-        return check_function_cases(fn, cases, reference, seeds=seeds, second_order=second_order)
+        return check_function_cases(fn, cases, reference, seeds=seeds, second_order=second_order,
+                                    rules=rules, forbid_ops=forbid_ops)
+    if rules is not None or forbid_ops:
+        raise TypeError("check_function: rules= and forbid_ops= judge an exercise; pass them with "
+                        "cases= and reference=.")
     if isinstance(fn, type) and issubclass(fn, torch.autograd.Function):
         call: Callable = fn.apply
         default_name = fn.__name__
@@ -375,101 +382,6 @@ def check_function(fn=_MISSING, *inputs, name: str | None = None, second_order: 
     return report
 
 
-def _quiet_check(fn, inputs: tuple) -> GradcheckReport:
-    import contextlib
-    import io
-    with contextlib.redirect_stdout(io.StringIO()):
-        return check_function(fn, *inputs, raise_on_failure=False)
-
-
-def check_function_cases(fn, make_inputs: Callable, reference: Callable, *,
-                         seeds=(0, 1, 2), second_order: bool = True):
-    """Judge a learner's ``torch.autograd.Function`` on fresh inputs; print rows, never values.
-
-    For each seed, ``make_inputs(torch.Generator().manual_seed(seed))`` returns a tuple of
-    float64 tensors (include large ones where the exercise asks for stability);
-    ``reference(*inputs)`` computes the same function with plain torch operations, so autograd
-    gives the expected gradients. Each case checks, in order: the forward values (``inf``/NaN where
-    the reference is finite means an overflow), the gradients for a random upstream gradient, then
-    :func:`check_function` (gradcheck and, if ``second_order``, gradgradcheck) at the case's
-    inputs. Stops at the first failing case and prints its input shapes, one row per check and a
-    hint; returns a truthy :class:`gradlab.exercises.CheckResult` when every case passes.
-    """
-    from .exercises import CODE_RTOL, CheckResult, _tensor_verdict
-
-    if not (isinstance(fn, type) and issubclass(fn, torch.autograd.Function)):
-        raise TypeError(f"check_function_cases: fn must be a torch.autograd.Function subclass (the class "
-                        f"itself, not fn.apply), got {type(fn).__name__}.")
-    name = fn.__name__
-    if fn.forward is torch.autograd.Function.forward or fn.backward is torch.autograd.Function.backward:
-        message = (f"{name}: no answer yet: write forward, setup_context and backward, "
-                   f"then run the check again")
-        print(message)
-        return CheckResult(False, message)
-    seeds = tuple(seeds)
-    for i, seed in enumerate(seeds, 1):
-        inputs = tuple(make_inputs(torch.Generator().manual_seed(seed)))
-        largest = max(float(t.detach().abs().max()) for t in inputs)
-        head = (f"{name}, case {i} of {len(seeds)}: "
-                + ", ".join(format_shape(t.shape) for t in inputs) + f", |inputs| up to {largest:.3g}")
-        rows, hint = [], ""
-        ref_leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
-        expected = reference(*ref_leaves)
-        upstream = torch.randn(expected.shape, generator=torch.Generator().manual_seed(100 + seed),
-                               dtype=expected.dtype)
-        expected_grads = torch.autograd.grad(expected, ref_leaves, upstream, allow_unused=True)
-        leaves = [t.detach().clone().requires_grad_(True) for t in inputs]
-        out = fn.apply(*leaves)
-        tol = CODE_RTOL.get(expected.dtype, 1e-4)
-        if isinstance(out, torch.Tensor) and not bool(torch.isfinite(out).all()):
-            ok, verdict = False, "not yet: inf or NaN where the function is finite (an overflow?)"
-            hint = ("exp of a large input overflows: rewrite forward so that it never computes exp "
-                    "of a large positive number")
-        else:
-            ok, verdict = _tensor_verdict(out, expected.detach(), tol)
-        rows.append(("forward", expected.shape, verdict))
-        if ok:
-            grads = torch.autograd.grad(out, leaves, upstream, allow_unused=True)
-            for k, (mine, ref) in enumerate(zip(grads, expected_grads)):
-                ref = torch.zeros_like(inputs[k]) if ref is None else ref
-                if isinstance(mine, torch.Tensor) and not bool(torch.isfinite(mine).all()):
-                    g_ok, verdict = False, "not yet: inf or NaN where the gradient is finite"
-                    hint = hint or ("backward overflows at large inputs: compute the derivative with "
-                                    "a function that stays finite (one that never divides inf by inf)")
-                else:
-                    g_ok, verdict = _tensor_verdict(mine, ref, tol)
-                ok &= g_ok
-                rows.append((f"backward, input {k}", ref.shape, verdict))
-        if ok:
-            report = _quiet_check(fn, inputs) if second_order else None
-            if report is None:
-                report = _quiet_check_first(fn, inputs)
-            rows.append(("gradcheck", None, "correct" if report.gradcheck == "ok"
-                         else f"not yet: {report.reason}"))
-            if second_order and report.gradcheck == "ok":
-                good = report.gradgradcheck == "ok"
-                rows.append(("gradgradcheck", None, "correct" if good else
-                             "not yet: the backward pass is not differentiable"))
-                if not good:
-                    hint = ("build backward from torch operations on the saved tensors and the upstream "
-                            "gradient: no .detach(), .item(), NumPy or @once_differentiable")
-            ok = report.ok
-        if not ok or i == len(seeds):
-            width = max(len(r[0]) for r in rows)
-            lines = [head] + [f"{label:<{width}}  {format_shape(shape) if shape is not None else '':<12} "
-                              f"{verdict}" for label, shape, verdict in rows]
-            if not ok and hint:
-                lines.append(f"hint: {hint}")
-            lines.append(f"correct on all {len(seeds)} fresh cases" if ok else
-                         "not yet: fix it and run the check again, or open the solution")
-            message = "\n".join(lines)
-            print(message)
-            return CheckResult(bool(ok), message)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _quiet_check_first(fn, inputs: tuple) -> GradcheckReport:
-    import contextlib
-    import io
-    with contextlib.redirect_stdout(io.StringIO()):
-        return check_function(fn, *inputs, second_order=False, raise_on_failure=False)
+# The exercise form, check_function(Fn, cases=..., reference=...), lives in its own module; it
+# imports this one, so it is imported last (every name it uses is defined above).
+from .function_cases import check_function_cases  # noqa: E402
