@@ -90,8 +90,10 @@ def chapter_script(ipynb: Path) -> str:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        # IPython magics (%xmode Minimal in every setup cell) are not Python: comment them out.
-        src = "\n".join("# " + line if line.lstrip().startswith(("%", "!")) else line
+        # IPython magics (the %pip of the install cell) are not Python: a `pass` at their
+        # indentation keeps the block they sit in valid.
+        src = "\n".join(line[:len(line) - len(line.lstrip())] + "pass  # " + line.lstrip()
+                        if line.lstrip().startswith(("%", "!")) else line
                         for line in cell.source.splitlines())
         if "raises-exception" in cell.metadata.get("tags", []):
             src = "try:\n" + "".join(f"    {line}\n" for line in src.splitlines()) + "except Exception:\n    pass\n"

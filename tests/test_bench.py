@@ -13,5 +13,5 @@ CHAPTERS = [ROOT / p for p in toc_notebooks(ROOT)]
 @pytest.mark.parametrize("ipynb", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_chapter_script_compiles(ipynb):
     script = chapter_script(ipynb)
-    compile(script, str(ipynb), "exec")     # magics such as %xmode are commented out
-    assert "# %xmode Minimal" in script
+    compile(script, str(ipynb), "exec")     # magics such as the install cell's %pip become `pass`
+    assert '    pass  # %pip install --quiet "gradlab @ git+' in script

@@ -278,8 +278,12 @@ def test_the_install_cell_installs_only_where_gradlab_is_missing(monkeypatch):
     exec(python, {"get_ipython": lambda: Shell()})            # gradlab is installed here
     assert calls == []
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    exec(python, {"get_ipython": lambda: Shell()})            # a machine without it (Colab)
-    assert calls == [("pip", 'install --quiet "gradlab @ git+https://example.org/course"')]
+    namespace = {"get_ipython": lambda: Shell()}
+    exec(python, namespace)                                   # a machine without it (Colab)
+    # IPython expands {repository} in a magic's line from the cell's namespace
+    assert calls == [("pip", 'install --quiet "gradlab @ git+{repository}"')]
+    assert namespace["repository"] == "https://example.org/course"
+    assert all(len(line) <= 88 for line in learner.install_cell_source("https://" + "x" * 60).splitlines())
 
 
 @pytest.mark.parametrize("md", CHAPTERS, ids=[p.stem for p in CHAPTERS])

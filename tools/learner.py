@@ -106,7 +106,8 @@ def install_cell_source(repository: str) -> str:
             "# the course's repository. Where make lab or make venv installed it, this does nothing.\n"
             "import importlib.util\n\n"
             "if importlib.util.find_spec(\"gradlab\") is None:\n"
-            f"    %pip install --quiet \"gradlab @ git+{repository}\"")
+            f"    repository = \"{repository}\"\n"
+            "    %pip install --quiet \"gradlab @ git+{repository}\"")
 
 
 # ---- the chapter's own labels ----------------------------------------------------------------
