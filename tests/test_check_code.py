@@ -161,3 +161,19 @@ def test_a_missing_keepdim_is_named(capsys):
         return {"x": torch.randn(5, 3, generator=g, dtype=torch.float64)}
     assert not check_code(lambda x: x.sum(1), case, lambda x: {"s": x.sum(1, keepdim=True)})
     assert "a missing keepdim=True" in capsys.readouterr().out
+
+
+def test_the_header_names_flags_and_sizes_of_the_case(capsys):
+    def case(g):
+        return {"x": torch.randn(3, 2, generator=g, dtype=torch.float64), "causal": True, "block": 2}
+    check_code(lambda x, causal, block: x, case, lambda x, causal, block: {"y": x})
+    assert "case 3 of 3: causal=True, block=2, x (3, 2)" in capsys.readouterr().out
+
+
+def test_a_mean_over_several_dimensions_and_a_sum_over_all_are_named(capsys):
+    def case(g):
+        return {"x": torch.randn(5, 3, 7, generator=g, dtype=torch.float64)}
+    assert not check_code(lambda x: x.mean((0, 1)), case, lambda x: {"s": x.sum((0, 1))})
+    assert "the size of several dimensions" in capsys.readouterr().out
+    assert not check_code(lambda x: x.sum(), case, lambda x: {"s": x.sum((0, 1))})
+    assert "summed over every dimension?" in capsys.readouterr().out

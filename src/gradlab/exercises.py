@@ -245,6 +245,8 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...]
         broadcast = tail is not None and a.numel() > e.numel() and all(
             w in (1, g) for w, g in zip(want, tail))
         extra = " (sum over the broadcast dimensions?)" if broadcast else ""
+        if not got and want:
+            extra = " (summed over every dimension? sum only over the ones to remove)"
         if not extra and a.numel() == e.numel() and [d for d in got if d != 1] == [d for d in want if d != 1]:
             extra = (" (an extra keepdim=True, or an unsqueeze?)" if len(got) > len(want)
                      else " (a missing keepdim=True, or a squeeze?)")
@@ -285,6 +287,11 @@ def _tensor_verdict(mine, ref: torch.Tensor, rtol: float, sizes: tuple[int, ...]
             if _rel_error(a / k, e) <= rtol or _rel_error(a * k, e) <= rtol:
                 return False, (f"not yet: off by a factor of {k}, the size of a dimension "
                                "(a mean vs a sum over it?)")
+        products = {int(x) * int(y) for i, x in enumerate(sizes) for y in sizes[i + 1:]} - {0, 1, 2}
+        for k in sorted(products):
+            if _rel_error(a / k, e) <= rtol or _rel_error(a * k, e) <= rtol:
+                return False, (f"not yet: off by a factor of {k}, the size of several dimensions "
+                               "(a mean vs a sum over them?)")
     return False, "not yet: the values are wrong"
 
 
@@ -350,7 +357,9 @@ def _tensors(value, name: str):
 
 def _case_shapes(case: Mapping, head: str = "", width: int = 100) -> str:
     """``head`` then each input tensor's name and shape, wrapped at ``width`` columns."""
-    parts = [f"{n} {format_shape(t.shape)}" for k, v in case.items() for n, t in _tensors(v, k)]
+    parts = [f"{k}={v}" if isinstance(v, (bool, int, str)) else "" for k, v in case.items()]
+    parts = [p for p in parts if p] + [f"{n} {format_shape(t.shape)}" for k, v in case.items()
+                                       for n, t in _tensors(v, k)]
     lines, line = [], head
     for i, part in enumerate(parts):
         piece = part + ("," if i < len(parts) - 1 else "")
@@ -417,7 +426,8 @@ def check_code(learner, make_case, reference, *, seeds=(0, 1, 2), rules: Rules |
                 got = learner(**inputs)
             except Exception as err:
                 size_slip = isinstance(err, RuntimeError) and any(
-                    p in str(err) for p in ("must match the size", "cannot be multiplied", "shape", "size of tensor"))
+                    p in str(err) for p in ("must match the size", "cannot be multiplied", "shape", "size of tensor",
+                                             "expanded size"))
                 err.add_note(f"(raised in {who} on case {i} of {n} of the check, inputs {shapes}"
                              + ("; a size mismatch often means a missing keepdim=True, a transpose or a "
                                 "sum over the wrong dimension)" if size_slip else ")"))
