@@ -18,6 +18,15 @@ from ._validate import is_integer
 __all__ = ["readable_errors", "wrap_long_errors"]
 
 
+def _shell():
+    """The running IPython shell, or None (a plain script, or no IPython installed)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with the course's environment
+        return None
+    return get_ipython()
+
+
 def _wrapped(message: str, prefix: str, width: int) -> str:
     lines = [w for line in (prefix + message).splitlines()
              for w in textwrap.wrap(line, width, break_on_hyphens=False) or [""]]
@@ -36,11 +45,7 @@ def wrap_long_errors(*exception_types: type[BaseException], width: int = 100) ->
     types = exception_types or (RuntimeError,)
     if not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
         raise TypeError(f"wrap_long_errors: pass exception classes such as RuntimeError, got {types!r}.")
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython comes with the course's environment
-        return False
-    shell = get_ipython()
+    shell = _shell()
     if shell is None:
         return False
 
@@ -86,11 +91,7 @@ def readable_errors(width: int = 100) -> bool:
     """
     if not is_integer(width) or width < 20:
         raise ValueError(f"readable_errors: width must be an int of at least 20 columns, got {width!r}.")
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython comes with the course's environment
-        return False
-    shell = get_ipython()
+    shell = _shell()
     if shell is None:
         return False
     shell.InteractiveTB.set_mode(mode="Minimal")   # %xmode Minimal, without its printed line

@@ -46,17 +46,7 @@ from .dense import (ACTIVATIONS, bce_with_logits_backward, bce_with_logits_forwa
 from .norms import (batch_norm_backward, batch_norm_forward, embedding_backward, embedding_forward,
                     layer_norm_backward, layer_norm_forward)
 
-__all__ = [
-    "linear_forward", "linear_backward",
-    "relu_forward", "relu_backward",
-    "sigmoid_forward", "sigmoid_backward",
-    "tanh_forward", "tanh_backward",
-    "mse_forward", "mse_backward",
-    "bce_with_logits_forward", "bce_with_logits_backward",
-    "softmax_cross_entropy_forward", "softmax_cross_entropy_backward",
-    "l2_penalty_forward", "l2_penalty_backward",
-    "ACTIVATIONS", "init_mlp", "mlp_forward", "mlp_backward", "mlp_loss_and_grads",
-    "layer_norm_forward", "layer_norm_backward", "batch_norm_forward", "batch_norm_backward",
-    "embedding_forward", "embedding_backward", "attention_forward", "attention_backward",
-    "softmax_backward",
-]
+from . import attention as _attention, dense as _dense, norms as _norms
+
+# Every public name of the three chapter modules (07 dense, 10 norms, 11 attention), in that order.
+__all__ = [*_dense.__all__, *_norms.__all__, *_attention.__all__]
