@@ -33,7 +33,7 @@ def _torch_jvp(f, xs, vs):
 def _close(a: float, b: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return a == b or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-12)
+    return a == b or math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300)   # inf == inf, -inf != inf
 
 
 def _assert_matches(dual_f, torch_f, xs, vs):
@@ -91,15 +91,55 @@ def test_dual_exponent_matches_torch(a, b):
     _assert_matches(lambda p, q: p ** q, lambda p, q: p ** q, [a, b], [0.4, -0.9])
 
 
-def test_a_constant_dual_exponent_has_no_log_term():
-    # Dual(3.0) as exponent is a constant: no log(a) term, so a negative base stays finite.
+def test_a_real_exponent_is_a_constant_and_a_dual_one_a_tensor_as_in_torch():
+    # A real exponent has no log(a) term, so a negative base stays finite; a Dual exponent is a
+    # tensor with a tangent, whose log(a) * 0 term is nan in torch.func.jvp as here.
+    assert Dual(-2.0, 1.0) ** 3 == Dual(-8.0, 12.0)
     out = Dual(-2.0, 1.0) ** Dual(3.0)
-    assert (out.primal, out.tangent) == (-8.0, 12.0)
+    ref = _torch_jvp(lambda p, q: p ** q, [-2.0, 3.0], [1.0, 0.0])
+    assert out.primal == ref[0] == -8.0 and math.isnan(out.tangent) and math.isnan(ref[1])
+
+
+EDGES = [0.0, -0.0, -2.0, -0.5, 0.5, 2.0, 1e-320, -1e-310, 1e308, 710.0, -800.0,
+         math.inf, -math.inf, math.nan]
+EXPONENTS = [0.0, -0.0, 1.0, 2.0, 3.0, 0.5, -0.5, -1.0, -2.0, 2.5, -1.5, math.inf, -math.inf,
+             math.nan]
+
+
+@pytest.mark.parametrize("b", EXPONENTS)
+def test_pow_at_edge_values_matches_torch_func_jvp(b):
+    # 0, -0.0, subnormals, negative bases with real exponents, overflow, inf and nan: the same
+    # value and tangent as torch.func.jvp, for a real exponent, a real base and a Dual exponent.
+    for a in EDGES:
+        for da in (1.0, 0.0, -0.5):
+            _assert_matches(lambda p: p ** b, lambda p: p ** b, [a], [da])
+            _assert_matches(lambda q: b ** q, lambda q: b ** q, [a], [da])
+            for db in (1.0, 0.0):
+                _assert_matches(lambda p, q: p ** q, lambda p, q: p ** q, [a, b], [da, db])
+
+
+@pytest.mark.parametrize("c", [0.0, -0.0, 2.0, math.inf, math.nan])
+def test_a_real_factor_or_divisor_is_a_constant_as_in_torch(c):
+    for a in EDGES:
+        _assert_matches(lambda p: p * c, lambda p: p * c, [a], [1.0])
+        _assert_matches(lambda p: c * p, lambda p: c * p, [a], [1.0])
+        _assert_matches(lambda p: p / c, lambda p: p / c, [a], [1.0])
+        _assert_matches(lambda p: c / p, lambda p: c / p, [a], [1.0])
+    assert (Dual(math.inf, 1.0) * 0).tangent == 0.0
+    assert (Dual(1.0, 1.0) / 0).tangent == math.inf
+
+
+@pytest.mark.parametrize("name,dual_f,torch_f", UNARY, ids=[u[0] for u in UNARY])
+def test_unary_rules_at_edge_values_match_torch_func_jvp(name, dual_f, torch_f):
+    for x in EDGES:
+        for v in (1.0, 0.0):
+            _assert_matches(dual_f, torch_f, [x], [v])
 
 
 def test_relu_has_slope_zero_at_zero_like_torch():
     assert Dual(0.0, 1.0).relu() == Dual(0.0, 0.0)
     assert _torch_jvp(torch.relu, [0.0], [1.0]) == (0.0, 0.0)
+    assert math.copysign(1, Dual(-0.0, 1.0).relu().primal) == -1     # relu(-0.0) = -0.0
 
 
 # Moderate magnitudes (or exactly 0): near 1e-300, 1 / a and a ** -2 overflow, and whether the
@@ -163,6 +203,13 @@ def test_dual_refuses_anything_but_a_real_number(bad, word):
         Dual(bad)
     with pytest.raises(TypeError, match=f"tangent must be a real number.*{word}"):
         Dual(1.0, bad)
+
+
+def test_an_integer_too_large_for_a_float_is_named():
+    with pytest.raises(OverflowError, match="primal is an integer too large for a float64"):
+        Dual(10 ** 400)
+    with pytest.raises(OverflowError, match="too large for a float64"):
+        Dual(1.0) * 10 ** 400
 
 
 def test_dual_refuses_a_nested_dual_and_bad_operands():
@@ -289,3 +336,70 @@ def test_the_module_is_on_gradlabs_module_map():
     assert "``gradlab.forward``" in gradlab.__doc__
     for name in forward.__all__:
         assert hasattr(forward, name), name
+
+
+# -- edge cases found in review: each once silently wrong or unclear -------------------------------
+
+def _sigmoid_function(backward_kind: str):
+    """A sigmoid autograd.Function whose backward is differentiable, once-only, or detaches dout."""
+    from torch.autograd.function import once_differentiable
+
+    def backward(ctx, grad_output):
+        (y,) = ctx.saved_tensors
+        if backward_kind == "detached dout":
+            grad_output = grad_output.detach()
+        return grad_output * y * (1 - y)
+
+    if backward_kind == "once":
+        backward = once_differentiable(backward)
+    return type("Sig", (torch.autograd.Function,), {
+        "forward": staticmethod(lambda x: torch.sigmoid(x)),
+        "setup_context": staticmethod(lambda ctx, inputs, output: ctx.save_for_backward(output)),
+        "backward": staticmethod(backward)})
+
+
+def test_a_backward_that_cannot_be_differentiated_again_raises_instead_of_zeros():
+    # torch.autograd.functional.jvp and .hvp return zeros here; torch.func raises.
+    x, v = torch.randn(2, 5, generator=torch.Generator().manual_seed(0), dtype=F64)
+    good = _sigmoid_function("differentiable")
+    torch.testing.assert_close(jvp_via_vjp(good.apply, x, v)[1],
+                               torch.func.jvp(torch.sigmoid, (x,), (v,))[1])
+    once, detached = _sigmoid_function("once"), _sigmoid_function("detached dout")
+    with pytest.raises(RuntimeError, match="jvp_via_vjp: .*@once_differentiable"):
+        jvp_via_vjp(once.apply, x, v)
+    with pytest.raises(RuntimeError, match=r"hvp: .*@once_differentiable"):
+        hvp(lambda t: (once.apply(t) ** 2).sum(), x, v, mode="reverse-over-reverse")
+    with pytest.raises(RuntimeError, match=r"jvp_via_vjp: <u, J v> differs from <J\^T u, v>"):
+        jvp_via_vjp(detached.apply, x, v)
+    with pytest.raises(NotImplementedError, match="(?s)jvp function.*reverse-over-reverse"):
+        hvp(lambda t: good.apply(t).sum(), x, v)
+
+
+@pytest.mark.parametrize("mode", ["forward-over-reverse", "reverse-over-reverse"])
+def test_inference_mode_does_not_silence_the_gradients(mode):
+    x, v = torch.randn(2, 4, generator=torch.Generator().manual_seed(1), dtype=F64)
+    with torch.inference_mode():
+        xi, vi = x.clone(), v.clone()
+        hv = hvp(lambda t: (t ** 3).sum(), xi, vi, mode=mode)
+        H = hessian(lambda t: (t ** 3).sum(), xi, mode=mode)
+        _, jv = jvp_via_vjp(torch.sin, xi, vi)
+    torch.testing.assert_close(hv, 6 * x * v)
+    torch.testing.assert_close(H, torch.diag(6 * x))
+    torch.testing.assert_close(jv, torch.cos(x) * v)
+
+
+def test_a_zero_dim_input_an_in_place_f_and_a_leak():
+    s = torch.tensor(0.7, dtype=F64)
+    H = hessian(lambda t: t ** 3, s)
+    assert H.shape == () and torch.allclose(H, torch.func.hessian(lambda t: t ** 3)(s))
+    x, v = torch.randn(2, 3, generator=torch.Generator().manual_seed(2), dtype=F64)
+    _, jv = jvp_via_vjp(lambda t: t.mul_(2), x, v)                  # f works in place
+    torch.testing.assert_close(jv, 2 * v)
+    leak = lambda t: torch.from_numpy(t.detach().numpy() * 2)       # noqa: E731
+    with pytest.raises(ValueError, match="jvp_via_vjp: f\\(x\\) changes when x moves along v"):
+        jvp_via_vjp(leak, x, v)
+    with pytest.raises(ValueError, match="hvp: f\\(x\\) changes"):
+        hvp(lambda t: leak(t).pow(2).sum(), x, v, mode="reverse-over-reverse")
+    # a truly constant f is still fine
+    _, zero = jvp_via_vjp(lambda t: torch.ones(2, dtype=F64), x, v)
+    assert torch.equal(zero, torch.zeros(2, dtype=F64))

@@ -428,9 +428,12 @@ def check_code(learner, make_case, reference, *, seeds=(0, 1, 2), rules: Rules |
                 size_slip = isinstance(err, RuntimeError) and any(
                     p in str(err) for p in ("must match the size", "cannot be multiplied", "shape", "size of tensor",
                                              "expanded size"))
+                no_graph = "does not require grad and does not have a grad_fn" in str(err)
                 err.add_note(f"(raised in {who} on case {i} of {n} of the check, inputs {shapes}"
                              + ("; a size mismatch often means a missing keepdim=True, a transpose or a "
-                                "sum over the wrong dimension)" if size_slip else ")"))
+                                "sum over the wrong dimension)" if size_slip else
+                                "; a missing create_graph=True in an earlier torch.autograd.grad?)"
+                                if no_graph else ")"))
                 raise
         answers = _as_answers(got, wanted, who)
         sizes = tuple(d for k, v in case.items() for _, t in _tensors(v, k) for d in t.shape)
