@@ -43,11 +43,20 @@ def _check_call(stmt: ast.stmt) -> ast.Call | None:
         value = stmt.test
     elif isinstance(stmt, (ast.Assign, ast.AnnAssign)):
         value = stmt.value
-    if not isinstance(value, ast.Call):
-        return None
-    func = value.func
-    name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-    return value if CHECK_NAME.match(name or "") else None
+    parts = value.values if isinstance(value, ast.BoolOp) else [value]   # check(...) or hints()
+    for part in parts:
+        if isinstance(part, ast.Call):
+            func = part.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            if CHECK_NAME.match(name or ""):
+                return part
+    return None
+
+
+def _other_parts(stmt: ast.stmt, call: ast.Call) -> list[ast.expr]:
+    """The parts of a ``check(...) or hints()`` statement besides the check call itself."""
+    value = getattr(stmt, "value", None) or getattr(stmt, "test", None)
+    return [p for p in value.values if p is not call] if isinstance(value, ast.BoolOp) else []
 
 
 def strip_checks(source: str) -> tuple[str | None, bool]:
@@ -64,8 +73,11 @@ def strip_checks(source: str) -> tuple[str | None, bool]:
     if not calls:
         return source, False
     helpers: set[str] = set()
-    for call in calls.values():
-        args = list(call.args[1:]) + [k.value for k in call.keywords]
+    for stmt in tree.body:
+        if id(stmt) not in calls:
+            continue
+        call = calls[id(stmt)]
+        args = list(call.args[1:]) + [k.value for k in call.keywords] + _other_parts(stmt, call)
         helpers |= {n.id for a in args for n in ast.walk(a) if isinstance(n, ast.Name)}
     drop = []
     for stmt in tree.body:

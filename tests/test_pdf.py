@@ -168,6 +168,9 @@ from tools.pdf import (  # noqa: E402
     ("def check_f():\n    return check_tensors({}, {})\n\ncheck_f();\n", None),
     ("assert check_f()\nprint(1)\n", "print(1)"),
     ("result = check_code(f, make_case, reference)\n", None),
+    # a check joined to another: both go, and the helper only the other part calls
+    ("def hints():\n    print(1)\n\nx = 3\ncheck_code(f, make_case, ref) or hints();\n", "x = 3"),
+    ("check_backward() and check_backward(calls=2);\n", None),
 ])
 def test_check_scaffolding_is_stripped(source, expected):
     text, had = single_page.strip_checks(source)

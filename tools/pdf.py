@@ -661,6 +661,10 @@ def check_book_pdf(pdf: Path, titles: list[str], *, root: Path = ROOT,
             _, top_y = _dest_position(d)
             width = float(reader.pages[page].mediabox.width)
             entry = _entry_at(texts[page], top_y, width)
+            if page + 1 < len(reader.pages):
+                # an entry that starts low on a page may end at the top of the next one
+                height = float(reader.pages[page + 1].mediabox.height)
+                entry += " " + texts[page + 1].get_text_bounded(0, height - 160, width, height)
             cited = _normalise(texts[i].get_text_bounded(*rect)).strip()
             name = authors.get(dest[len("cite-"):], "")
             years = re.findall(r"\b\d{4}\b", cited)
