@@ -220,8 +220,10 @@ def test_an_edited_learner_notebook_is_never_changed(chapter, tmp_path, capsys):
     nbformat.write(nb, path)
     mine = path.read_bytes()
     # make lab's first step again, with the book unchanged and then changed: the file stays byte-identical
+    capsys.readouterr()
     assert learner.main([str(chapter), "--out", str(out)]) == 0
     assert path.read_bytes() == mine
+    assert "kept (yours)" in capsys.readouterr().out        # the book has not changed: no warning
     chapter.write_text(chapter.read_text() + "\nA new paragraph in the book.\n")
     capsys.readouterr()
     assert learner.main([str(chapter), "--out", str(out)]) == 0

@@ -493,6 +493,9 @@ def write(md: Path, out_dir: Path = OUT, citations: dict | None = None, *,
         elif manifest.get(path.name) == _sha(current):
             status = "updated"                       # still exactly what we wrote: not the learner's
         elif not force:
+            # the learner's; older than the book only if the book changed since we wrote it
+            if manifest.get(path.name) == _sha(text):
+                return path, "kept (yours)"
             return path, "kept, older than the book"
         else:
             n, backup = 1, path.with_name(path.name + ".bak")
@@ -536,7 +539,7 @@ def main(argv: list[str]) -> int:
     failed, kept = [], []
     for md in chapters:
         path, status = write(md, args.out, citations, force=args.force)
-        if status.startswith("kept"):
+        if status == "kept, older than the book":
             kept.append(path)
         found = problems(nbformat.read(path, as_version=4), path) if args.check else []
         failed += found
