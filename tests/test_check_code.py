@@ -177,3 +177,21 @@ def test_a_mean_over_several_dimensions_and_a_sum_over_all_are_named(capsys):
     assert "the size of several dimensions" in capsys.readouterr().out
     assert not check_code(lambda x: x.sum(), case, lambda x: {"s": x.sum((0, 1))})
     assert "summed over every dimension?" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("how", [lambda x: torch.nn.functional.softplus(x),
+                                 lambda x: torch.ops.aten.softplus(x), lambda x: x.clone().exp_()])
+def test_forbidden_operators_are_seen_however_they_are_reached(how, capsys):
+    def case(g):
+        return {"x": torch.randn(4, 3, generator=g, dtype=torch.float64)}
+    rules = Rules(forbid_ops=("softplus", "aten.exp"))
+    assert not check_code(how, case, lambda x: {"y": how(x)}, rules=rules)
+    out = capsys.readouterr().out
+    assert "which the exercise forbids" in out and ("aten.softplus" in out or "aten.exp_" in out)
+    assert check_code(lambda x: torch.log1p(x.exp()), case,
+                      lambda x: {"y": torch.log1p(x.exp())}, rules=Rules(forbid_ops="softplus"))
+
+
+def test_forbid_ops_takes_names():
+    with pytest.raises(TypeError, match="ATen operator names"):
+        Rules(forbid_ops=(torch.nn.functional.softplus,))

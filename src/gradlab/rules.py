@@ -8,7 +8,9 @@ observes one call of the learner's function:
   ``torch.autograd.functional.*`` or ``torch.func.*``, or of any function named in ``forbid``,
   is seen however the learner imported it;
 - PyTorch operations (a ``TorchDispatchMode``): every tensor an operation creates, so a float64
-  tensor or one of more than ``max_numel`` elements is seen, views included.
+  tensor or one of more than ``max_numel`` elements is seen, views included; and every ATen
+  operator that runs, so one named in ``forbid_ops`` (``"softplus"``, a kernel's own backward) is
+  seen however it was reached (``F.softplus``, ``torch.ops.aten.softplus``, a method).
 
 Nothing is prevented: the call runs as written and the watch reports what it saw, as rows.
 """
@@ -63,12 +65,13 @@ class Rules:
     ``torch.autograd.functional``, ``torch.func``)? Default False: the exercise is to write the
     backward pass. ``float64``: may it create float64 tensors? (Set False for a float32 exercise.)
     ``max_numel``: the most elements any tensor it creates may have; an int, or a function of the
-    case's dict returning one. ``forbid``: Python functions it must not call.
+    case's dict returning one. ``forbid``: Python functions it must not call. ``forbid_ops``: names
+    of ATen operators it must not run (``"logsumexp"``; an in-place variant counts too).
     """
 
     def __init__(self, *, autograd: bool = False, float64: bool = True,
                  max_numel: int | Callable[[dict], int] | None = None,
-                 forbid: Iterable[Callable] = ()):
+                 forbid: Iterable[Callable] = (), forbid_ops: Iterable[str] = ()):
         if not isinstance(autograd, bool) or not isinstance(float64, bool):
             raise TypeError(f"Rules: autograd and float64 are True or False, got autograd={autograd!r}, "
                             f"float64={float64!r}.")
@@ -80,20 +83,31 @@ class Rules:
         if bad:
             raise TypeError(f"Rules: forbid takes Python functions (e.g. gradlab.jacobian.jacobian_by_rows), "
                             f"got {bad!r}, which has no Python code to watch.")
+        forbid_ops = (forbid_ops,) if isinstance(forbid_ops, str) else tuple(forbid_ops)
+        if not all(isinstance(op, str) and op for op in forbid_ops):
+            raise TypeError(f"Rules: forbid_ops takes ATen operator names such as 'softplus', got "
+                            f"{forbid_ops!r}.")
         self.autograd, self.float64, self.max_numel, self.forbid = autograd, float64, max_numel, forbid
+        self.forbid_ops = tuple(op.removeprefix("aten.") for op in forbid_ops)
 
     def __repr__(self) -> str:
         return (f"Rules(autograd={self.autograd}, float64={self.float64}, "
-                f"max_numel={self.max_numel!r}, forbid={[getattr(f, '__name__', f) for f in self.forbid]})")
+                f"max_numel={self.max_numel!r}, forbid={[getattr(f, '__name__', f) for f in self.forbid]}, "
+                f"forbid_ops={list(self.forbid_ops)})")
 
 
 class _TensorWatch(TorchDispatchMode):
-    def __init__(self, float64: bool, max_numel: int | None, seen: list[str]):
+    def __init__(self, float64: bool, max_numel: int | None, seen: list[str], ops: tuple = ()):
         super().__init__()
         self.float64, self.max_numel, self.seen, self.kinds = float64, max_numel, seen, set()
+        self.ops = set(ops)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if self.ops and (name in self.ops or name.rstrip("_") in self.ops):
+            self._say(f"op {name}", f"it called torch's {name.rstrip('_')} (aten.{name}), which the "
+                                    f"exercise forbids")
         for t in tree_leaves(out):
             if not isinstance(t, torch.Tensor):
                 continue
@@ -145,10 +159,10 @@ def watch(rules: Rules | None, case: dict | None = None):
     previous = sys.getprofile()
     sys.setprofile(profile if calls else previous)
     try:
-        if rules.float64 and limit is None:
+        if rules.float64 and limit is None and not rules.forbid_ops:
             yield seen
         else:
-            with _TensorWatch(rules.float64, limit, seen):
+            with _TensorWatch(rules.float64, limit, seen, rules.forbid_ops):
                 yield seen
     finally:
         sys.setprofile(previous)
